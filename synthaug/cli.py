@@ -1,0 +1,28 @@
+"""Entry-point wrapper shared by the stages: logging, offline set-up and one-line errors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from synthaug.offline import harden
+from synthaug.params import ParamsError
+
+
+class DataError(ValueError):
+    """Bad input data (a file, a line, a folder); the message names it and says what to fix."""
+
+
+def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
+    """Run a stage's ``main``: user errors become one ``error:`` line and exit status 1."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    harden()
+    try:
+        main(argv)
+    except (ParamsError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,52 @@
+"""Shared fixtures: the repo root, a params dict to edit, and helpers to run stages as DVC does."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from synthaug.offline import harden
+
+ROOT = Path(__file__).resolve().parents[1]
+harden()  # tests import diffusers/ultralytics: keep them offline and out of $HOME too
+
+
+@pytest.fixture(scope="session")
+def base_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def params(base_params) -> dict:
+    """A deep copy of params.yaml's contents, free to edit."""
+    return copy.deepcopy(base_params)
+
+
+def write_params(path: Path, params: dict) -> Path:
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def run_module(module: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> args`` as a DVC stage would (separate process, repo on the path)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=1800)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    """The ``error:`` lines a failed stage printed (progress bars aside, there must be one)."""
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]

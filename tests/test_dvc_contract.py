@@ -1,0 +1,78 @@
+"""Contract between dvc.yaml, params.yaml and the stage code (resolved by DVC itself, so
+foreach/matrix stages are checked item by item)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+
+def stages():
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        return list(repo.index.stages)
+
+
+def module_closure(path: Path) -> set[Path]:
+    """The file and every synthaug module it imports, transitively."""
+    seen: set[Path] = set()
+    todo = [path]
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        for mod in re.findall(r"^\s*(?:from|import) (synthaug(?:\.\w+)*)", f.read_text(), re.M):
+            candidate = ROOT / (mod.replace(".", "/") + ".py")
+            todo.append(candidate if candidate.exists() else ROOT / mod.replace(".", "/") / "__init__.py")
+    return seen
+
+
+def is_ignored(rel: str) -> bool:
+    return subprocess.run(["git", "check-ignore", "-q", rel], cwd=ROOT).returncode == 0
+
+
+@pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
+def test_stage_contract(stage):
+    earlier_outs = []
+    for s in stages():
+        if s.addressing == stage.addressing:
+            break
+        earlier_outs += [str(o.def_path) for o in s.outs]
+    cmd = stage.cmd
+    match = re.match(r"python -m stages\.(\w+) ", cmd)
+    assert match, f"{stage.addressing}: cmd must be 'python -m stages.<name> ...'"
+    source = ROOT / "stages" / f"{match.group(1)}.py"
+    assert source.is_file()
+    text = source.read_text()
+
+    deps = {str(d.def_path) for d in stage.deps if type(d).__name__ == "Dependency"}
+    for dep in deps:
+        produced = any(dep == o or dep.startswith(o.rstrip("/") + "/") for o in earlier_outs)
+        assert produced or ((ROOT / dep).exists() and not is_ignored(dep)), \
+            f"{stage.addressing}: dep {dep} is neither tracked nor an earlier stage's output"
+    for code in module_closure(source):
+        assert str(code.relative_to(ROOT)) in deps, f"{stage.addressing}: code dep {code.relative_to(ROOT)} missing"
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    declared = [k for d in stage.deps if type(d).__name__ == "ParamsDependency" for k in d.params]
+    for key in declared:
+        node = params
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, f"{stage.addressing}: param {key} not in params.yaml"
+            node = node[part]
+        head, *rest = key.split(".")
+        assert re.search(rf"params\.{head}\b", text), f"{stage.addressing}: declares {key} but never reads {head}"
+        for part in rest:
+            assert re.search(rf"\b{part}\b", text) or part in cmd.split(), \
+                f"{stage.addressing}: declares {key} but never reads {part}"
+    for section in set(re.findall(r"\bparams\.(\w+)", text)):
+        assert any(k == section or k.startswith(section + ".") for k in declared), \
+            f"{stage.addressing}: reads params.{section} but dvc.yaml does not declare it"

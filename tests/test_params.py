@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+
+from synthaug.params import ParamsError, load_params, parse_params
+from tests.conftest import ROOT, run_module, write_params
+
+
+def test_repo_params_are_valid():
+    p = load_params(ROOT / "params.yaml")
+    assert p.data.source == "embedded"
+    assert 10 <= p.prepare.shots_per_class <= 20
+    assert p.prepare.pool_per_class * 10 >= 2500 and p.prepare.test_per_class * 10 >= 1000
+    assert isinstance(p.prepare.det.backgrounds, tuple)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda p: p["prepare"].update(shot_per_class=p["prepare"].pop("shots_per_class")),
+         "prepare.shot_per_class: unknown key; did you mean 'shots_per_class'?"),
+        (lambda p: p["prepare"].update(shots_per_class="16"), "prepare.shots_per_class: expected int, got str '16'"),
+        (lambda p: p["prepare"].update(shots_per_class=1.5), "prepare.shots_per_class: expected int"),
+        (lambda p: p["prepare"].update(shots_per_class=True), "prepare.shots_per_class: expected int, got bool"),
+        (lambda p: p["prepare"].update(shots_per_class=0), "prepare.shots_per_class: 0 is out of range; it must be >= 1"),
+        (lambda p: p["prepare"]["det"].update(max_iou=2), "prepare.det.max_iou: 2.0 is out of range; it must be <= 1"),
+        (lambda p: p["data"].update(source="embeded"), "did you mean 'embedded'?"),
+        (lambda p: p["data"].update(channels=2), "data.channels: 2 is not one of 1, 3"),
+        (lambda p: p["prepare"]["det"].update(backgrounds="grass"), "prepare.det.backgrounds: expected a list"),
+        (lambda p: p["prepare"].pop("val_per_class"), "prepare.val_per_class: missing key"),
+        (lambda p: p.update(sed=1), "sed: unknown key; did you mean 'seed'?"),
+        (lambda p: p["prepare"]["det"].update(min_object_size=0.5, max_object_size=0.3),
+         "prepare.det.min_object_size: 0.5 is larger than prepare.det.max_object_size"),
+    ],
+)
+def test_bad_params_are_rejected_with_the_key(params, edit, message):
+    edit(params)
+    with pytest.raises(ParamsError) as err:
+        parse_params(params)
+    assert message in str(err.value)
+
+
+def test_cli_reports_one_line_and_writes_nothing(params, tmp_path: Path):
+    params["prepare"]["shot_per_class"] = params["prepare"].pop("shots_per_class")
+    out = tmp_path / "real"
+    proc = run_module("stages.prepare", "--params", str(write_params(tmp_path / "p.yaml", params)),
+                      "--user-cls", str(tmp_path / "none"), "--user-det", str(tmp_path / "none.yaml"),
+                      "--out", str(out))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "did you mean 'shots_per_class'?" in proc.stderr and str(tmp_path / "p.yaml") in proc.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "p.yaml"]
