@@ -25,7 +25,8 @@ import yaml
 from PIL import Image
 from tqdm import tqdm
 
-from synthaug.cli import DataError, run
+from synthaug.cli import run
+from synthaug.errors import DataError
 from synthaug.images import atomic_dir, contact_sheet, format_yolo_line, letterbox, save_png, yolo_to_xyxy
 from synthaug.params import DataParams, Params, ParamsError, PrepareParams, load_params
 

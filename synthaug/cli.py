@@ -6,13 +6,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from synthaug.errors import UserError
 from synthaug.offline import harden
-from synthaug.params import ParamsError
-
-
-class DataError(ValueError):
-    """Bad input data (a file, a line, a folder); the message names it and says what to fix."""
-
 
 def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
     """Run a stage's ``main``: user errors become one ``error:`` line and exit status 1."""
@@ -20,7 +15,7 @@ def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None
     harden()
     try:
         main(argv)
-    except (ParamsError, DataError) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

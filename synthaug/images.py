@@ -110,3 +110,13 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
+
+
+def image_folder(root: Path, classes: Sequence[str]) -> list[tuple[Path, int]]:
+    """(file, class index) of every PNG of an ImageFolder split, in a deterministic order."""
+    return [(f, k) for k, name in enumerate(classes) for f in sorted((root / name).glob("*.png"))]
+
+
+def load_array(path: Path, mode: str) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert(mode))

@@ -18,8 +18,11 @@ from typing import Any, Literal
 
 import yaml
 
+from synthaug import registry
+from synthaug.errors import UserError
 
-class ParamsError(ValueError):
+
+class ParamsError(UserError):
     """A params.yaml value that the user must fix; the message names the key."""
 
 
@@ -69,10 +72,114 @@ class PrepareParams:
 
 
 @dataclass(frozen=True)
+class VaeParams:
+    channels: tuple[int, ...]
+    latent_channels: int = bounded(ge=1, le=16)
+    steps: int = bounded(ge=1)
+    batch_size: int = bounded(ge=1)
+    lr: float = bounded(gt=0, lt=1)
+    kl_weight: float = bounded(ge=0)
+
+    def validate(self, where: str) -> None:
+        if not self.channels or any(c < 8 or c % 8 for c in self.channels):
+            raise ParamsError(f"{where}.channels: {list(self.channels)} must be multiples of 8 (group norm of 8)")
+
+
+@dataclass(frozen=True)
+class UnetParams:
+    channels: tuple[int, ...]
+    layers_per_block: int = bounded(ge=1, le=4)
+    steps: int = bounded(ge=1)
+    batch_size: int = bounded(ge=1)
+    lr: float = bounded(gt=0, lt=1)
+    ema_decay: float = bounded(ge=0, lt=1)
+    cond_drop: float = bounded(ge=0, lt=1)
+
+    def validate(self, where: str) -> None:
+        if not self.channels or any(c < 16 or c % 16 for c in self.channels):
+            raise ParamsError(f"{where}.channels: {list(self.channels)} must be multiples of 16 (group norm of 16)")
+
+
+@dataclass(frozen=True)
+class PretrainParams:
+    train_timesteps: int = bounded(ge=10)
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
+    preview_guidance: float = bounded(ge=0)
+    vae: VaeParams
+    unet: UnetParams
+
+
+@dataclass(frozen=True)
+class PromptsParams:
+    templates: tuple[str, ...]
+    styles: tuple[str, ...]
+    negative_prompt: str
+    per_class: int = bounded(ge=1)
+
+    def validate(self, where: str) -> None:
+        for i, t in enumerate(self.templates):
+            if "{name}" not in t:
+                raise ParamsError(f"{where}.templates[{i}]: {t!r} must contain '{{name}}' (the class name)")
+        if not self.templates or not self.styles:
+            raise ParamsError(f"{where}: templates and styles need at least one entry ('' is a valid style)")
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    model: str
+    offline: bool
+    device: str
+    dtype: Literal["float32", "float16", "bfloat16"]
+    batch_size: int = bounded(ge=1)
+    steps: int = bounded(ge=1, le=1000)
+    guidance: float = bounded(ge=0)
+    size: int | None = bounded(ge=8, le=4096)
+    safety_checker: bool
+
+
+@dataclass(frozen=True)
+class Txt2ImgParams:
+    schedulers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Img2ImgParams:
+    strengths: tuple[float, ...]
+    scheduler: str
+    scheduler_options: dict[str, Any]
+    variants_per_source: int = bounded(ge=1)
+    det: bool
+
+    def validate(self, where: str) -> None:
+        for i, s in enumerate(self.strengths):
+            if not 0 < s <= 1:
+                raise ParamsError(f"{where}.strengths[{i}]: {s} is outside (0, 1]; 1.0 ignores the source image")
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = bounded(ge=0, lt=2**32)
     data: DataParams
     prepare: PrepareParams
+    pretrain: PretrainParams
+    prompts: PromptsParams
+    generate: GenerateParams
+    schedulers: dict[str, dict[str, Any]]
+    txt2img: Txt2ImgParams
+    img2img: Img2ImgParams
+
+    def validate(self, where: str) -> None:
+        for name in self.schedulers:
+            if name not in registry.SCHEDULERS:
+                raise ParamsError(f"schedulers.{name}: unknown scheduler" + _suggest(name, registry.SCHEDULERS)
+                                  + f" (known: {', '.join(registry.SCHEDULERS)})")
+        for i, name in enumerate(self.txt2img.schedulers):
+            if name not in self.schedulers:
+                raise ParamsError(f"txt2img.schedulers[{i}]: '{name}' has no section under schedulers"
+                                  + _suggest(name, self.schedulers))
+        if self.img2img.scheduler not in registry.SCHEDULERS:
+            raise ParamsError(f"img2img.scheduler: unknown scheduler '{self.img2img.scheduler}'"
+                              + _suggest(self.img2img.scheduler, registry.SCHEDULERS))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,6 +212,8 @@ def convert(value: Any, tp: Any, where: str) -> Any:
     """Convert a parsed YAML value to ``tp`` or raise :class:`ParamsError` naming ``where``."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if tp is Any:
+        return value
     if dataclasses.is_dataclass(tp):
         return _convert_dataclass(value, tp, where)
     if origin is Literal:

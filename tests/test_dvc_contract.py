@@ -29,9 +29,10 @@ def module_closure(path: Path) -> set[Path]:
         if f in seen:
             continue
         seen.add(f)
-        for mod in re.findall(r"^\s*(?:from|import) (synthaug(?:\.\w+)*)", f.read_text(), re.M):
-            candidate = ROOT / (mod.replace(".", "/") + ".py")
-            todo.append(candidate if candidate.exists() else ROOT / mod.replace(".", "/") / "__init__.py")
+        text = f.read_text()
+        modules = re.findall(r"^\s*(?:from|import) (synthaug\.\w+)", text, re.M)
+        modules += [f"synthaug.{m}" for m in re.findall(r"^\s*from synthaug import (\w+)", text, re.M)]
+        todo += [ROOT / (m.replace(".", "/") + ".py") for m in modules]
     return seen
 
 
@@ -63,15 +64,22 @@ def test_stage_contract(stage):
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     declared = [k for d in stage.deps if type(d).__name__ == "ParamsDependency" for k in d.params]
-    for key in declared:
+
+    def lookup(key: str):
         node = params
         for part in key.split("."):
             assert isinstance(node, dict) and part in node, f"{stage.addressing}: param {key} not in params.yaml"
             node = node[part]
+        return node
+
+    # A key part may be chosen at run time: by the command (--scheduler ddim) or by another param's value.
+    dynamic = set(cmd.split()) | {str(v) for k in declared for v in [lookup(k)] if isinstance(v, (str, int, float))}
+    for key in declared:
+        lookup(key)
         head, *rest = key.split(".")
         assert re.search(rf"params\.{head}\b", text), f"{stage.addressing}: declares {key} but never reads {head}"
         for part in rest:
-            assert re.search(rf"\b{part}\b", text) or part in cmd.split(), \
+            assert re.search(rf"\b{part}\b", text) or part in dynamic, \
                 f"{stage.addressing}: declares {key} but never reads {part}"
     for section in set(re.findall(r"\bparams\.(\w+)", text)):
         assert any(k == section or k.startswith(section + ".") for k in declared), \

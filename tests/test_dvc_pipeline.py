@@ -43,3 +43,40 @@ def test_prepare_repro_is_deterministic_and_status_clean(scratch_repo: Path):
     sh("dvc", "repro", "-f", "prepare", cwd=scratch_repo)
     assert (scratch_repo / "dvc.lock").read_text() == first
     assert "up to date" in sh("dvc", "status", "prepare", cwd=scratch_repo)
+
+
+def params_changed(repo: Path) -> set[str]:
+    """Stages whose params differ from dvc.lock (outputs absent from the scratch repo are ignored)."""
+    import json
+
+    status = json.loads(sh("dvc", "status", "--json", cwd=repo))
+    changed = set()
+    for stage, entries in status.items():
+        for entry in entries:
+            if isinstance(entry, dict) and "params.yaml" in entry.get("changed deps", {}):
+                changed.add(stage)
+    return changed
+
+
+def edit_params(repo: Path, edit) -> None:
+    import yaml
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    edit(params)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_one_scheduler_edit_touches_only_its_branch(scratch_repo: Path):
+    assert params_changed(scratch_repo) == set()
+    edit_params(scratch_repo, lambda p: p["schedulers"]["ddim"].update(eta=1.0))
+    assert params_changed(scratch_repo) == {"txt2img@ddim"}
+    edit_params(scratch_repo, lambda p: p["schedulers"]["ddim"].update(eta=0.0))
+    edit_params(scratch_repo, lambda p: p["schedulers"]["pndm"].update(skip_prk_steps=False))
+    assert params_changed(scratch_repo) == {"txt2img@pndm"}
+
+
+def test_adding_a_scheduler_adds_exactly_one_branch(scratch_repo: Path):
+    before = set(sh("dvc", "stage", "list", "--name-only", cwd=scratch_repo).split())
+    edit_params(scratch_repo, lambda p: p["txt2img"]["schedulers"].append("euler"))
+    after = set(sh("dvc", "stage", "list", "--name-only", cwd=scratch_repo).split())
+    assert after - before == {"txt2img@euler"} and before <= after

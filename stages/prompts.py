@@ -1,0 +1,53 @@
+"""Stage ``prompts``: the list of images to make, one JSON record per image.
+
+Inputs:  ``--classes`` (data/real/classes.json)
+Outputs: ``--out`` (data/prompts.jsonl): ``{"id", "class", "name", "prompt", "negative_prompt", "seed"}``
+Params:  seed, prompts.*
+Record ``i`` of a class combines template ``i mod T`` with style ``(i div T) mod S``; its seed is a
+hash of (seed, class name, i), so it never depends on batch position or on the other records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from synthaug.cli import run
+from synthaug.params import PromptsParams, load_params
+from synthaug.resume import stable_seed
+
+log = logging.getLogger("prompts")
+
+
+def make_records(classes: Sequence[str], p: PromptsParams, base_seed: int) -> list[dict]:
+    records = []
+    for k, name in enumerate(classes):
+        for i in range(p.per_class):
+            template = p.templates[i % len(p.templates)]
+            style = p.styles[(i // len(p.templates)) % len(p.styles)]
+            prompt = template.format(name=name) + (f", {style}" if style else "")
+            records.append({"id": f"{name}-{i:04d}", "class": k, "name": name, "prompt": prompt,
+                            "negative_prompt": p.negative_prompt, "seed": stable_seed(base_seed, name, i)})
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, required=True)
+    ap.add_argument("--classes", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    records = make_records(json.loads(args.classes.read_text()), params.prompts, params.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    tmp.replace(args.out)
+    log.info("wrote %d prompts to %s", len(records), args.out)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,97 @@
+"""Stage ``txt2img@<scheduler>``: sample one image per prompt record with one scheduler.
+
+Inputs:  ``--prompts`` (data/prompts.jsonl), the model (``generate.model``: ``builtin`` = ``--builtin``
+         folder, a local diffusers folder, or a hub id)
+Outputs: ``--out`` (data/synthetic/txt2img/<scheduler>): ``<class>/<id>.png`` — each with a
+         ``parameters`` text chunk as Stable Diffusion web UIs write it — and ``manifest.jsonl``
+         (file, class, prompt, negative prompt, seed, scheduler, steps, guidance, model, seconds
+         per image). Resumable: finished batches survive an interruption (see synthaug/resume.py).
+Params:  generate.*, schedulers.<scheduler>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from synthaug import registry
+from synthaug.cli import run
+from synthaug.errors import DataError
+from synthaug.diffusion import load_backend, make_scheduler
+from synthaug.images import save_png
+from synthaug.params import ParamsError, load_params
+from synthaug.resume import BatchJournal, digest_files, run_batches
+
+log = logging.getLogger("txt2img")
+
+
+def sd_parameters(record: dict, sampler: str, steps: int, guidance: float, size: tuple[int, int], model: str,
+                  strength: float | None = None) -> str:
+    """The ``parameters`` PNG chunk in the AUTOMATIC1111 web UI format (read by common tools)."""
+    text = f"{record['prompt']}\nNegative prompt: {record['negative_prompt']}\n"
+    text += f"Steps: {steps}, Sampler: {sampler}, CFG scale: {guidance:g}, Seed: {record['seed']}, "
+    text += f"Size: {size[0]}x{size[1]}, Model: {model}"
+    return text + (f", Denoising strength: {strength:g}" if strength is not None else "")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    records = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, required=True)
+    ap.add_argument("--scheduler", required=True)
+    ap.add_argument("--prompts", type=Path, required=True)
+    ap.add_argument("--builtin", type=Path, required=True, help="folder of the builtin model")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    g = params.generate
+    if args.scheduler not in params.schedulers:
+        raise ParamsError(f"--scheduler {args.scheduler}: no schedulers.{args.scheduler} section in {args.params}")
+    options = params.schedulers[args.scheduler]
+    records = read_jsonl(args.prompts)
+    model_id = g.model if g.model != "builtin" else str(args.builtin)
+    fingerprint = {"generate": g, "scheduler": args.scheduler, "options": options,
+                   "prompts": digest_files([args.prompts]),
+                   "model": digest_files([args.builtin]) if g.model == "builtin" else g.model}
+    journal = BatchJournal(args.out, fingerprint)
+    backend = load_backend(g.model, args.builtin, offline=g.offline, device=g.device, dtype=g.dtype, size=g.size,
+                           safety_checker=g.safety_checker)
+    make_scheduler(args.scheduler, backend.scheduler_config, options)  # fail on bad options before work
+    sampler = registry.SCHEDULERS[args.scheduler][1]
+
+    def work(batch: Sequence[dict]) -> list[dict]:
+        scheduler, step_kwargs = make_scheduler(args.scheduler, backend.scheduler_config, options)  # fresh state
+        t0 = time.perf_counter()
+        images = backend.txt2img(batch, scheduler, g.steps, g.guidance, step_kwargs)
+        per_image = round((time.perf_counter() - t0) / len(batch), 5)
+        rows = []
+        for record, image in zip(batch, images):
+            rel = f"{record['name']}/{record['id']}.png"
+            text = sd_parameters(record, sampler, g.steps, g.guidance, image.shape[1::-1], model_id)
+            save_png(image, args.out / rel, {"parameters": text})
+            rows.append({"file": rel, **{k: record[k] for k in ("class", "name", "prompt", "negative_prompt", "seed")},
+                         "scheduler": args.scheduler, "steps": g.steps, "guidance": g.guidance, "model": model_id,
+                         "seconds_per_image": per_image})
+        return rows
+
+    keys = run_batches(journal, records, g.batch_size, "batch", work, f"txt2img@{args.scheduler}")
+    n = journal.finish({args.out / "manifest.jsonl": keys})
+    log.info("wrote %d images to %s", n, args.out)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,266 @@
+"""Diffusion backends shared by the generation stages and the benches.
+
+- ``SCHEDULERS``: name → diffusers scheduler class; :func:`make_scheduler` builds one with
+  ``cls.from_config(base_config, **options)`` (schedulers are data).
+- :class:`BuiltinModel`: the pipeline's own class-conditional latent diffusion model (a tiny
+  ``AutoencoderKL`` + a class-embedded ``UNet2DModel`` on its latents, classifier-free guidance via
+  a null class) — Stable Diffusion's structure in miniature, saved as a diffusers-format folder.
+  Its :meth:`~BuiltinModel.generate` is the one generic sampling loop (txt2img and SDEdit img2img)
+  that is correct for every scheduler in the registry.
+- :func:`load_backend`: one loading path for a local folder or a hub id; text-conditioned
+  checkpoints go through diffusers' own Stable Diffusion pipelines.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import diffusers
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
+
+from synthaug import registry
+from synthaug.errors import ModelError
+
+SCHEDULERS: dict[str, type] = {name: getattr(diffusers, cls) for name, (cls, _) in registry.SCHEDULERS.items()}
+# Options that are not scheduler config keys but arguments of ``step`` (DDIM's η).
+STEP_OPTIONS = {"eta"}
+BUILTIN_CLASS = "synthaug.BuiltinModel"
+
+
+def make_scheduler(name: str, base_config: dict, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """A fresh scheduler ``name`` built from ``base_config`` plus ``options``; returns it and the
+    keyword arguments its ``step`` takes (e.g. ``eta`` for DDIM)."""
+    if name not in SCHEDULERS:
+        import difflib
+
+        near = difflib.get_close_matches(name, list(SCHEDULERS), n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else f"; known: {', '.join(SCHEDULERS)}"
+        raise ModelError(f"unknown scheduler '{name}'{hint}")
+    cls = SCHEDULERS[name]
+    config_options = {k: v for k, v in options.items() if k not in STEP_OPTIONS}
+    step_kwargs = {k: v for k, v in options.items() if k in STEP_OPTIONS}
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    unknown = sorted(set(config_options) - accepted)
+    if unknown:
+        raise ModelError(f"scheduler '{name}' ({cls.__name__}) has no option {unknown[0]!r}")
+    for key in step_kwargs:
+        if key not in inspect.signature(cls.step).parameters:
+            raise ModelError(f"scheduler '{name}' ({cls.__name__}) has no step option {key!r}")
+    return cls.from_config(base_config, **config_options), step_kwargs
+
+
+def step_accepts_generator(scheduler: Any) -> bool:
+    return "generator" in inspect.signature(scheduler.step).parameters
+
+
+def generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """One generator per image, so an image depends on its own seed, not its batch position."""
+    return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[-1, 1] NCHW tensor → NHWC (or NHW for one channel) uint8 array."""
+    x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def from_uint8(images: np.ndarray) -> torch.Tensor:
+    """NHW or NHWC uint8 → [-1, 1] NCHW float tensor."""
+    x = torch.from_numpy(np.asarray(images, dtype=np.float32) / 127.5 - 1.0)
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+
+
+@dataclass
+class BuiltinModel:
+    """Class-conditional latent diffusion: ``vae`` + ``unet`` (class embeddings, null class last)."""
+
+    vae: AutoencoderKL
+    unet: UNet2DModel
+    scheduler_config: dict
+    classes: list[str]
+    image_size: int
+    channels: int
+    path: str = "builtin"
+    text_conditioned = False  # takes the class from the prompt record, not the prompt text
+
+    @property
+    def null_class(self) -> int:
+        return len(self.classes)
+
+    @classmethod
+    def load(cls, path: Path) -> BuiltinModel:
+        index = json.loads((path / "model_index.json").read_text())
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", use_safetensors=True, local_files_only=True)
+        unet = UNet2DModel.from_pretrained(path, subfolder="unet", use_safetensors=True, local_files_only=True)
+        config = DDPMScheduler.load_config(path, subfolder="scheduler", local_files_only=True)
+        model = cls(vae.eval(), unet.eval(), dict(config), index["classes"], index["image_size"], index["channels"],
+                    str(path))
+        return model
+
+    def save(self, path: Path, scheduler: Any) -> None:
+        self.vae.save_pretrained(path / "vae", safe_serialization=True)
+        self.unet.save_pretrained(path / "unet", safe_serialization=True)
+        scheduler.save_pretrained(path / "scheduler")
+        index = {"_class_name": BUILTIN_CLASS, "classes": self.classes, "image_size": self.image_size,
+                 "channels": self.channels, "null_class": self.null_class}
+        (path / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+    @torch.inference_mode()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.vae.encode(images).latent_dist.mode() * self.vae.config.scaling_factor
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(latents / self.vae.config.scaling_factor).sample
+
+    def txt2img(self, records: Sequence[dict], scheduler: Any, steps: int, guidance: float,
+                step_kwargs: dict[str, Any]) -> np.ndarray:
+        return self.generate([r["class"] for r in records], [r["seed"] for r in records], scheduler, steps,
+                             guidance, step_kwargs)
+
+    def img2img(self, images: np.ndarray, records: Sequence[dict], scheduler: Any, steps: int, guidance: float,
+                step_kwargs: dict[str, Any], strength: float) -> np.ndarray:
+        return self.generate([r["class"] for r in records], [r["seed"] for r in records], scheduler, steps,
+                             guidance, step_kwargs, init_images=from_uint8(images), strength=strength)
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        class_ids: Sequence[int],
+        seeds: Sequence[int],
+        scheduler: Any,
+        steps: int,
+        guidance: float,
+        step_kwargs: dict[str, Any] | None = None,
+        init_images: torch.Tensor | None = None,
+        strength: float = 1.0,
+    ) -> np.ndarray:
+        """Sample one image per (class, seed): txt2img from noise, or SDEdit img2img from
+        ``init_images`` ([-1, 1] NCHW) noised to ``strength``. Returns uint8 images."""
+        gens = generators(seeds)
+        device = self.unet.device
+        n = len(class_ids)
+        latent_size = self.unet.config.sample_size
+        shape = (1, self.unet.config.in_channels, latent_size, latent_size)
+        noise = torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device)
+        scheduler.set_timesteps(steps, device=device)  # fresh state: multistep schedulers remember earlier runs
+        timesteps = scheduler.timesteps
+        if init_images is None:
+            latents = noise * scheduler.init_noise_sigma
+        else:
+            # Skip the first (1 - strength) of the schedule, exactly as diffusers' img2img pipeline does.
+            t_start = max(steps - min(int(steps * strength), steps), 0)
+            timesteps = timesteps[t_start * scheduler.order :]
+            if hasattr(scheduler, "set_begin_index"):
+                scheduler.set_begin_index(t_start * scheduler.order)
+            if len(timesteps) == 0:
+                raise ModelError(f"strength {strength} with {steps} steps leaves no denoising step; raise either")
+            latents = scheduler.add_noise(self.encode(init_images.to(device)), noise, timesteps[:1].repeat(n))
+        labels = torch.tensor(list(class_ids), dtype=torch.long, device=device)
+        both = torch.cat([labels, torch.full_like(labels, self.null_class)])
+        extra = dict(step_kwargs or {})
+        if step_accepts_generator(scheduler):
+            extra["generator"] = gens
+        for t in timesteps:
+            x = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+            cond, uncond = self.unet(x, t, class_labels=both).sample.chunk(2)
+            eps = uncond + guidance * (cond - uncond)
+            latents = scheduler.step(eps, t, latents, **extra).prev_sample
+        return to_uint8(self.decode(latents))
+
+
+class DiffusersBackend:
+    """A text-conditioned diffusers checkpoint (Stable Diffusion 1.x/2.x/XL/turbo), run through
+    diffusers' own txt2img and img2img pipelines."""
+
+    text_conditioned = True
+    channels = 3
+
+    def __init__(self, pipe: Any, size: int, path: str):
+        from diffusers import AutoPipelineForImage2Image
+
+        self.pipe = pipe
+        self.img2img_pipe = AutoPipelineForImage2Image.from_pipe(pipe)
+        for p in (self.pipe, self.img2img_pipe):
+            p.set_progress_bar_config(disable=True)
+        self.scheduler_config = dict(pipe.scheduler.config)
+        self.image_size = size
+        self.path = path
+
+    def _run(self, pipe: Any, scheduler: Any, seeds: Sequence[int], **kwargs: Any) -> np.ndarray:
+        pipe.scheduler = scheduler
+        out = pipe(generator=generators(seeds), output_type="np", **kwargs).images
+        return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+
+    def txt2img(self, records: Sequence[dict], scheduler: Any, steps: int, guidance: float,
+                step_kwargs: dict[str, Any]) -> np.ndarray:
+        return self._run(self.pipe, scheduler, [r["seed"] for r in records],
+                         prompt=[r["prompt"] for r in records],
+                         negative_prompt=[r["negative_prompt"] for r in records],
+                         num_inference_steps=steps, guidance_scale=guidance,
+                         height=self.image_size, width=self.image_size, **step_kwargs)
+
+    def img2img(self, images: np.ndarray, records: Sequence[dict], scheduler: Any, steps: int, guidance: float,
+                step_kwargs: dict[str, Any], strength: float) -> np.ndarray:
+        from PIL import Image
+
+        return self._run(self.img2img_pipe, scheduler, [r["seed"] for r in records],
+                         image=[Image.fromarray(im).convert("RGB") for im in images],
+                         prompt=[r["prompt"] for r in records],
+                         negative_prompt=[r["negative_prompt"] for r in records],
+                         num_inference_steps=steps, guidance_scale=guidance, strength=strength, **step_kwargs)
+
+
+Backend = BuiltinModel | DiffusersBackend
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(parts) and not spec.startswith((".", "~"))
+
+
+def load_backend(spec: str, builtin_dir: Path, *, offline: bool = True, device: str = "cpu",
+                 dtype: str = "float32", size: int | None = None, safety_checker: bool = False) -> Backend:
+    """One loading path: ``builtin`` (the pipeline's own model), a local diffusers folder, or a hub id."""
+    path = Path(builtin_dir) if spec == "builtin" else Path(spec)
+    if path.is_dir():
+        index_file = path / "model_index.json"
+        if not index_file.is_file():
+            raise ModelError(f"{path}: not a diffusers model folder (no model_index.json)")
+        index = json.loads(index_file.read_text())
+        if index.get("_class_name") == BUILTIN_CLASS:
+            model = BuiltinModel.load(path)
+            model.vae.to(device)
+            model.unet.to(device)
+            return model
+    elif spec == "builtin":
+        raise ModelError(f"{path}: the builtin model is missing; run `dvc repro pretrain`")
+    elif not _looks_like_hub_id(spec):
+        raise ModelError(f"{spec}: model folder not found (give a local diffusers folder or a hub id like org/name)")
+    else:
+        index = None
+    from diffusers import AutoPipelineForText2Image
+
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()  # our own tqdm bar counts images
+    kwargs: dict[str, Any] = dict(local_files_only=offline, use_safetensors=True, dtype=getattr(torch, dtype))
+    if not safety_checker and (index is None or "safety_checker" in index):
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    try:
+        pipe = AutoPipelineForText2Image.from_pretrained(str(spec), **kwargs)
+    except OSError as exc:
+        hint = " (generate.offline is true: download it once with generate.offline: false)" if offline else ""
+        raise ModelError(f"{spec}: cannot load the diffusers checkpoint{hint}: {str(exc).splitlines()[0]}") from None
+    except ValueError as exc:
+        raise ModelError(f"{spec}: not a text-to-image checkpoint this pipeline can run: {exc}") from None
+    pipe.to(device)
+    default = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    return DiffusersBackend(pipe, size or default, str(spec))

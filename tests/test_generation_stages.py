@@ -1,0 +1,193 @@
+"""prompts, txt2img and img2img as stages: files, manifests, PNG chunks, determinism, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages.prompts import make_records
+from synthaug.params import parse_params
+from tests.conftest import ROOT, error_lines, run_module, tree_digest, write_params
+from tests.tiny_models import tiny_builtin, tiny_stable_diffusion
+
+CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+@pytest.fixture(scope="module")
+def builtin_dir(tmp_path_factory) -> Path:
+    return tiny_builtin(tmp_path_factory.mktemp("model") / "builtin", CLASSES)
+
+
+@pytest.fixture
+def gen_params(params) -> dict:
+    params["prompts"]["per_class"] = 2
+    params["generate"].update(batch_size=4, steps=3)
+    return params
+
+
+def prompts_file(tmp_path: Path, params: dict) -> Path:
+    (tmp_path / "classes.json").write_text(json.dumps(CLASSES))
+    proc = run_module("stages.prompts", "--params", str(write_params(tmp_path / "params.yaml", params)),
+                      "--classes", str(tmp_path / "classes.json"), "--out", str(tmp_path / "prompts.jsonl"))
+    assert proc.returncode == 0, proc.stderr
+    return tmp_path / "prompts.jsonl"
+
+
+def txt2img(tmp_path: Path, params: dict, builtin: Path, scheduler: str = "ddim", out: str = "out"):
+    return run_module("stages.txt2img", "--params", str(write_params(tmp_path / "params.yaml", params)),
+                      "--scheduler", scheduler, "--prompts", str(tmp_path / "prompts.jsonl"),
+                      "--builtin", str(builtin), "--out", str(tmp_path / out))
+
+
+def pngs(folder: Path) -> dict[str, str]:
+    return {k: v for k, v in tree_digest(folder).items() if k.endswith(".png")}
+
+
+def manifest(folder: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "seconds_per_image"} for r in rows]
+
+
+def test_prompt_records_are_deterministic_and_seeded_per_record(params):
+    p = parse_params(params)
+    a = make_records(CLASSES, p.prompts, p.seed)
+    assert len(a) == 10 * p.prompts.per_class and len({r["seed"] for r in a}) == len(a)
+    assert a == make_records(CLASSES, p.prompts, p.seed)
+    params["prompts"]["per_class"] = 3
+    fewer = make_records(CLASSES, parse_params(params).prompts, p.seed)
+    assert [r for r in a if int(r["id"][-4:]) < 3] == fewer  # a record's seed never depends on the others
+    assert {r["prompt"] for r in a if r["name"] == "seven"} >= {"a photo of the digit seven",
+                                                                "seven, handwritten, thick stroke"}
+
+
+def test_txt2img_stage_outputs_and_is_byte_identical(tmp_path: Path, gen_params, builtin_dir):
+    prompts_file(tmp_path, gen_params)
+    proc = txt2img(tmp_path, gen_params, builtin_dir)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    rows = manifest(out)
+    assert len(rows) == 20 and not (out / ".resume").exists()
+    assert rows[0] == {"file": "zero/zero-0000.png", "class": 0, "name": "zero",
+                       "prompt": "a photo of the digit zero", "negative_prompt": gen_params["prompts"]["negative_prompt"],
+                       "seed": rows[0]["seed"], "scheduler": "ddim", "steps": 3, "guidance": 2.0,
+                       "model": str(builtin_dir)}
+    img = Image.open(out / rows[5]["file"])
+    assert img.size == (32, 32) and img.mode == "L"
+    text = img.text["parameters"].splitlines()
+    assert text[0] == rows[5]["prompt"] and text[1].startswith("Negative prompt: ")
+    assert text[2].startswith(f"Steps: 3, Sampler: DDIM, CFG scale: 2, Seed: {rows[5]['seed']}, Size: 32x32")
+    again = txt2img(tmp_path, gen_params, builtin_dir, out="again")
+    assert again.returncode == 0 and pngs(out) == pngs(tmp_path / "again") and manifest(tmp_path / "again") == rows
+
+
+def test_txt2img_resumes_after_kill_9_byte_identically(tmp_path: Path, gen_params, builtin_dir):
+    gen_params["prompts"]["per_class"] = 6
+    gen_params["generate"].update(batch_size=2, steps=10)
+    prompts_file(tmp_path, gen_params)
+    assert txt2img(tmp_path, gen_params, builtin_dir, out="whole").returncode == 0
+    cmd = [sys.executable, "-m", "stages.txt2img", "--params", str(tmp_path / "params.yaml"), "--scheduler", "ddim",
+           "--prompts", str(tmp_path / "prompts.jsonl"), "--builtin", str(builtin_dir), "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = tmp_path / "out" / ".resume"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(journal.glob("batch*.jsonl"))) < 3 and proc.poll() is None:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(journal.glob("batch*.jsonl")))
+    assert 3 <= done < 30 and not (tmp_path / "out" / "manifest.jsonl").exists(), "the run was not interrupted"
+    resumed = txt2img(tmp_path, gen_params, builtin_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming, {2 * done} of 60 already done" in resumed.stderr
+    assert pngs(tmp_path / "out") == pngs(tmp_path / "whole")
+    assert manifest(tmp_path / "out") == manifest(tmp_path / "whole")
+
+
+def test_changed_params_do_not_reuse_a_persisted_output(tmp_path: Path, gen_params, builtin_dir):
+    prompts_file(tmp_path, gen_params)
+    assert txt2img(tmp_path, gen_params, builtin_dir).returncode == 0
+    before = pngs(tmp_path / "out")
+    gen_params["generate"]["guidance"] = 4.0
+    assert txt2img(tmp_path, gen_params, builtin_dir).returncode == 0
+    after = pngs(tmp_path / "out")
+    assert before.keys() == after.keys() and all(before[k] != after[k] for k in before)
+
+
+@pytest.mark.parametrize(
+    "edit, scheduler, message",
+    [
+        (lambda p: None, "dddim", "--scheduler dddim: no schedulers.dddim section"),
+        (lambda p: p["generate"].update(model="./models/missing"), "ddim", "./models/missing: model folder not found"),
+        (lambda p: p["schedulers"]["dpmpp"].update(solver_ordr=2), "dpmpp", "has no option 'solver_ordr'"),
+        (lambda p: p["schedulers"].update(eulr={}), "ddim", "schedulers.eulr: unknown scheduler; did you mean 'euler'?"),
+        (lambda p: p["img2img"].update(strengths=[0.4, 1.5]), "ddim", "img2img.strengths[1]: 1.5 is outside (0, 1]"),
+    ],
+)
+def test_generation_errors_are_one_clear_line(tmp_path: Path, gen_params, builtin_dir, edit, scheduler, message):
+    prompts_file(tmp_path, gen_params)
+    edit(gen_params)
+    proc = txt2img(tmp_path, gen_params, builtin_dir, scheduler=scheduler)
+    assert proc.returncode == 1 and len(error_lines(proc)) == 1 and message in error_lines(proc)[0], proc.stderr
+    assert not (tmp_path / "out" / "manifest.jsonl").exists()
+
+
+def test_txt2img_stage_runs_a_stable_diffusion_folder(tmp_path: Path, gen_params):
+    sd = tiny_stable_diffusion(tmp_path / "tiny-sd")
+    gen_params["generate"].update(model=str(sd), steps=2, batch_size=8)
+    gen_params["prompts"]["per_class"] = 1
+    prompts_file(tmp_path, gen_params)
+    proc = txt2img(tmp_path, gen_params, tmp_path / "unused", scheduler="dpmpp")
+    assert proc.returncode == 0, proc.stderr
+    rows = manifest(tmp_path / "out")
+    img = Image.open(tmp_path / "out" / rows[0]["file"])
+    assert len(rows) == 10 and img.size == (64, 64) and img.mode == "RGB" and rows[0]["model"] == str(sd)
+    assert "Sampler: DPM++ 2M" in img.text["parameters"]
+
+
+@pytest.fixture(scope="module")
+def small_real(tmp_path_factory, base_params) -> Path:
+    import copy
+
+    params = copy.deepcopy(base_params)
+    params["prepare"].update(pool_per_class=0, shots_per_class=2, val_per_class=1, test_per_class=1)
+    params["prepare"]["det"].update(train_images=3, val_images=1, test_images=1)
+    tmp = tmp_path_factory.mktemp("real")
+    proc = run_module("stages.prepare", "--params", str(write_params(tmp / "p.yaml", params)),
+                      "--user-cls", "x", "--user-det", "x", "--out", str(tmp / "real"))
+    assert proc.returncode == 0, proc.stderr
+    return tmp / "real"
+
+
+def test_img2img_stage_keeps_labels_and_boxes(tmp_path: Path, gen_params, builtin_dir, small_real):
+    gen_params["img2img"]["variants_per_source"] = 2
+    proc = run_module("stages.img2img", "--params", str(write_params(tmp_path / "params.yaml", gen_params)),
+                      "--strength", "0.5", "--real", str(small_real), "--builtin", str(builtin_dir),
+                      "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    cls_rows = [json.loads(x) for x in (out / "cls" / "manifest.jsonl").read_text().splitlines()]
+    assert len(cls_rows) == 10 * 2 * 2
+    for row in cls_rows[:4]:
+        src = np.asarray(Image.open(small_real / row["source"]))
+        new = np.asarray(Image.open(out / "cls" / row["file"]))
+        assert row["file"].startswith(row["name"] + "/") and new.shape == src.shape and not np.array_equal(src, new)
+    det_rows = [json.loads(x) for x in (out / "det" / "manifest.jsonl").read_text().splitlines()]
+    assert len(det_rows) == 3 * 2
+    for row in det_rows:
+        stem = Path(row["file"]).stem
+        src_label = small_real / "det" / "labels" / "train" / f"{Path(row['source']).stem}.txt"
+        assert (out / "det" / "labels" / f"{stem}.txt").read_text() == src_label.read_text()
+        assert len(row["boxes"]) == len(src_label.read_text().splitlines()) and row["strength"] == 0.5
+        new = np.asarray(Image.open(out / "det" / row["file"]))
+        assert new.shape == (128, 128, 3)
+        assert not np.array_equal(new, np.asarray(Image.open(small_real / row["source"])))
