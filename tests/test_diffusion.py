@@ -120,3 +120,13 @@ def test_load_backend_errors(tmp_path: Path):
         load_backend(str(tmp_path / "empty"), tmp_path)
     with pytest.raises(ModelError, match="generate.offline is true"):
         load_backend("nobody/no-such-model", tmp_path, offline=True)
+
+
+def test_a_model_that_cannot_do_txt2img_is_refused(tmp_path: Path):
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    unet = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(16, 32),
+                       down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, norm_num_groups=16)
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler()).save_pretrained(tmp_path / "uncond")
+    with pytest.raises(ModelError, match="not a text-to-image checkpoint"):
+        load_backend(str(tmp_path / "uncond"), tmp_path)

@@ -191,3 +191,17 @@ def test_img2img_stage_keeps_labels_and_boxes(tmp_path: Path, gen_params, builti
         new = np.asarray(Image.open(out / "det" / row["file"]))
         assert new.shape == (128, 128, 3)
         assert not np.array_equal(new, np.asarray(Image.open(small_real / row["source"])))
+
+
+def test_stages_write_nothing_to_home(tmp_path: Path, gen_params, builtin_dir):
+    home = tmp_path / "home"
+    home.mkdir()
+    prompts_file(tmp_path, gen_params)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "YOLO_", "MPL", "XDG_"))}
+    env.update(HOME=str(home), PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "stages.txt2img", "--params", str(tmp_path / "params.yaml"),
+                           "--scheduler", "unipc", "--prompts", str(tmp_path / "prompts.jsonl"), "--builtin",
+                           str(builtin_dir), "--out", str(tmp_path / "out")], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert list(home.iterdir()) == []
