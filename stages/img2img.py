@@ -28,7 +28,7 @@ from PIL import Image
 from synthaug.cli import run
 from synthaug.diffusion import Backend, load_backend, make_scheduler
 from synthaug.errors import DataError
-from synthaug.images import image_folder, letterbox, save_png, yolo_to_xyxy
+from synthaug.images import image_folder, letterbox, read_yolo_boxes, save_png
 from synthaug.params import Params, load_params
 from synthaug.resume import BatchJournal, digest_files, run_batches, stable_seed
 
@@ -77,14 +77,6 @@ def box_map(box: Sequence[float], size: int) -> np.ndarray:
     x0, y0, x1, y1 = (int(round(v * size)) for v in box)
     m[y0:y1, x0:x1] = True
     return m
-
-
-def read_boxes(label: Path) -> list[tuple[int, tuple[float, ...]]]:
-    rows = []
-    for line in label.read_text().splitlines() if label.exists() else []:
-        c, *v = line.split()
-        rows.append((int(c), yolo_to_xyxy([float(x) for x in v])))
-    return rows
 
 
 def prompt_record(params: Params, names: Sequence[str], seed: int, class_id: int) -> dict:
@@ -149,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def det_work(batch: Sequence[tuple[Path, int]]) -> list[dict]:
         canvases = [np.asarray(Image.open(f).convert("RGB")) for f, _ in batch]
-        boxes = [read_boxes(det_dir / "labels" / "train" / f"{f.stem}.txt") for f, _ in batch]
+        boxes = [read_yolo_boxes(det_dir / "labels" / "train" / f"{f.stem}.txt") for f, _ in batch]
         size = d.det_image_size
         if backend.text_conditioned:
             records = [prompt_record(params, sorted({classes[c] for c, _ in bx}) or ["nothing"],

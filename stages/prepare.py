@@ -26,6 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from synthaug.cli import run
+from synthaug.compose import place_digits
 from synthaug.errors import DataError
 from synthaug.images import atomic_dir, contact_sheet, format_yolo_line, letterbox, save_png, yolo_to_xyxy
 from synthaug.params import DataParams, Params, ParamsError, PrepareParams, load_params
@@ -38,7 +39,6 @@ DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 CLS_FILL = 0  # MNIST-like digits sit on black; padding must not add a frame the model could learn
 DET_FILL = 114  # Ultralytics' own letterbox grey
-INK_THRESHOLD = 64  # alpha below this is dropped, so the box is exactly the pasted ink
 SHEET_PER_CLASS = 8
 SHEET_DET = 24
 
@@ -118,39 +118,12 @@ def load_backgrounds(names: Sequence[str]) -> list[np.ndarray]:
     return out
 
 
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def random_crop(bg: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     h, w = bg.shape[:2]
     side = int(rng.integers(min(size, h, w) // 2, min(h, w) + 1))
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
     crop = Image.fromarray(bg[y : y + side, x : x + side]).resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(crop, dtype=np.float64)
-
-
-def paste_digit(
-    canvas: np.ndarray, digit: np.ndarray, side: int, x: int, y: int, rng: np.random.Generator
-) -> tuple[float, float, float, float] | None:
-    """Alpha-composite ``digit`` (white-on-black, used as the alpha mask) scaled to ``side`` px at
-    (x, y) with an ink colour contrasting the local background; return its exact ink box in
-    pixels (x0, y0, x1, y1), or None when no ink survives the scaling."""
-    alpha = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BILINEAR), dtype=np.float64)
-    alpha[alpha < INK_THRESHOLD] = 0
-    ys, xs = np.nonzero(alpha)
-    if len(xs) == 0:
-        return None
-    a = (alpha / 255.0)[..., None]
-    region = canvas[y : y + side, x : x + side]
-    dark = region.mean() > 127
-    ink = rng.integers(0, 70, 3) if dark else rng.integers(190, 256, 3)
-    canvas[y : y + side, x : x + side] = region * (1 - a) + ink * a
-    return float(x + xs.min()), float(y + ys.min()), float(x + xs.max() + 1), float(y + ys.max() + 1)
 
 
 def make_canvas(
@@ -163,26 +136,9 @@ def make_canvas(
 ) -> DetItem:
     """One detection canvas: 1–``max_objects`` digits on a random background crop."""
     canvas = random_crop(backgrounds[int(rng.integers(len(backgrounds)))], size, rng)
-    classes: list[int] = []
-    boxes: list[tuple[float, ...]] = []
-    for _ in range(int(rng.integers(1, cfg.max_objects + 1))):
-        k = int(rng.integers(len(digits)))
-        side = int(round(rng.uniform(cfg.min_object_size, cfg.max_object_size) * size))
-        side = max(8, min(side, size))
-        for _attempt in range(30):
-            x, y = int(rng.integers(0, size - side + 1)), int(rng.integers(0, size - side + 1))
-            # Predict the ink box from the unscaled digit to test overlap before painting.
-            ys, xs = np.nonzero(digits[k] >= INK_THRESHOLD)
-            f = side / digits[k].shape[0]
-            guess = (x + xs.min() * f, y + ys.min() * f, x + (xs.max() + 1) * f, y + (ys.max() + 1) * f)
-            if all(box_iou(guess, b) <= cfg.max_iou for b in boxes):
-                break
-        else:
-            continue
-        box = paste_digit(canvas, digits[k], side, x, y, rng)
-        if box is not None:
-            classes.append(int(labels[k]))
-            boxes.append(box)
+    count = int(rng.integers(1, cfg.max_objects + 1))
+    classes, boxes = place_digits(canvas, digits, labels, count, cfg.min_object_size, cfg.max_object_size,
+                                  cfg.max_iou, rng)
     image = Image.fromarray(np.clip(np.rint(canvas), 0, 255).astype(np.uint8))
     return DetItem(image, tuple(classes), np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / size)
 

@@ -1,4 +1,5 @@
-"""Entry-point wrapper shared by the stages: logging, offline set-up and one-line errors."""
+"""Entry-point wrapper shared by the stages: logging and one-line errors (offline set-up happens
+when the ``stages`` package is imported, before any heavy import)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from synthaug.errors import UserError
-from synthaug.offline import harden
 
 def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
     """Run a stage's ``main``: user errors become one ``error:`` line and exit status 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    harden()
     try:
         main(argv)
     except UserError as exc:

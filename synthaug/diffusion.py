@@ -149,7 +149,8 @@ class BuiltinModel:
         n = len(class_ids)
         latent_size = self.unet.config.sample_size
         shape = (1, self.unet.config.in_channels, latent_size, latent_size)
-        noise = torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device)
+        dtype = self.unet.dtype
+        noise = torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device=device, dtype=dtype)
         scheduler.set_timesteps(steps, device=device)  # fresh state: multistep schedulers remember earlier runs
         timesteps = scheduler.timesteps
         if init_images is None:
@@ -162,7 +163,7 @@ class BuiltinModel:
                 scheduler.set_begin_index(t_start * scheduler.order)
             if len(timesteps) == 0:
                 raise ModelError(f"strength {strength} with {steps} steps leaves no denoising step; raise either")
-            latents = scheduler.add_noise(self.encode(init_images.to(device)), noise, timesteps[:1].repeat(n))
+            latents = scheduler.add_noise(self.encode(init_images.to(device=device, dtype=dtype)), noise, timesteps[:1].repeat(n))
         labels = torch.tensor(list(class_ids), dtype=torch.long, device=device)
         both = torch.cat([labels, torch.full_like(labels, self.null_class)])
         extra = dict(step_kwargs or {})
@@ -173,7 +174,7 @@ class BuiltinModel:
             cond, uncond = self.unet(x, t, class_labels=both).sample.chunk(2)
             eps = uncond + guidance * (cond - uncond)
             latents = scheduler.step(eps, t, latents, **extra).prev_sample
-        return to_uint8(self.decode(latents))
+        return to_uint8(self.decode(latents).float())
 
 
 class DiffusersBackend:
@@ -237,8 +238,8 @@ def load_backend(spec: str, builtin_dir: Path, *, offline: bool = True, device: 
         index = json.loads(index_file.read_text())
         if index.get("_class_name") == BUILTIN_CLASS:
             model = BuiltinModel.load(path)
-            model.vae.to(device)
-            model.unet.to(device)
+            model.vae.to(device=device, dtype=getattr(torch, dtype))
+            model.unet.to(device=device, dtype=getattr(torch, dtype))
             return model
     elif spec == "builtin":
         raise ModelError(f"{path}: the builtin model is missing; run `dvc repro pretrain`")
@@ -247,6 +248,11 @@ def load_backend(spec: str, builtin_dir: Path, *, offline: bool = True, device: 
     else:
         index = None
     from diffusers import AutoPipelineForText2Image
+
+    if not offline:
+        from synthaug.offline import allow_hub
+
+        allow_hub()
 
     from diffusers.utils import logging as diffusers_logging
 

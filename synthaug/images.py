@@ -70,6 +70,15 @@ def yolo_to_xyxy(box: Sequence[float]) -> tuple[float, float, float, float]:
     return xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2
 
 
+def read_yolo_boxes(path: Path) -> list[tuple[int, tuple[float, float, float, float]]]:
+    """(class, normalised xyxy) rows of a label file this pipeline wrote (missing file: none)."""
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        c, *v = line.split()
+        rows.append((int(c), yolo_to_xyxy([float(x) for x in v])))
+    return rows
+
+
 def format_yolo_line(cls: int, box_xyxy: Sequence[float]) -> str:
     return f"{cls} " + " ".join(f"{v:.6f}" for v in xyxy_to_yolo(box_xyxy))
 

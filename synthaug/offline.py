@@ -55,6 +55,16 @@ def harden(allow_hub: bool = False) -> Path:
     return tmp
 
 
+def allow_hub() -> None:
+    """Let ``from_pretrained`` download from the Hugging Face hub (``generate.offline: false``),
+    also when huggingface_hub was imported — and read ``HF_HUB_OFFLINE`` — already."""
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ[key] = "0"
+    import huggingface_hub.constants
+
+    huggingface_hub.constants.HF_HUB_OFFLINE = False
+
+
 def ultralytics_offline() -> None:
     """Import-time and settings hardening of ultralytics; call after :func:`harden`."""
     tmp = harden() if "dir" not in _STATE else _STATE["dir"]

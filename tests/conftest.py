@@ -50,3 +50,16 @@ def tree_digest(root: Path) -> dict[str, str]:
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
     """The ``error:`` lines a failed stage printed (progress bars aside, there must be one)."""
     return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.fixture(scope="session")
+def small_real(tmp_path_factory, base_params) -> Path:
+    """A small embedded dataset (2 train images per class, 3 train canvases) made by the real stage."""
+    params = copy.deepcopy(base_params)
+    params["prepare"].update(pool_per_class=0, shots_per_class=2, val_per_class=1, test_per_class=1)
+    params["prepare"]["det"].update(train_images=3, val_images=2, test_images=2)
+    tmp = tmp_path_factory.mktemp("real")
+    proc = run_module("stages.prepare", "--params", str(write_params(tmp / "p.yaml", params)),
+                      "--user-cls", "x", "--user-det", "x", "--out", str(tmp / "real"))
+    assert proc.returncode == 0, proc.stderr
+    return tmp / "real"

@@ -80,3 +80,20 @@ def test_adding_a_scheduler_adds_exactly_one_branch(scratch_repo: Path):
     edit_params(scratch_repo, lambda p: p["txt2img"]["schedulers"].append("euler"))
     after = set(sh("dvc", "stage", "list", "--name-only", cwd=scratch_repo).split())
     assert after - before == {"txt2img@euler"} and before <= after
+
+
+@pytest.mark.parametrize("section, key, value", [("train_yolo", "epochs", 7), ("train_resnet", "lr", 0.01)])
+def test_training_params_touch_only_their_trainer(scratch_repo: Path, section: str, key: str, value):
+    edit_params(scratch_repo, lambda p: p[section].update({key: value}))
+    changed = params_changed(scratch_repo)
+    assert changed and all(stage.startswith(f"{section}@") for stage in changed), changed
+    import yaml
+
+    params = yaml.safe_load((scratch_repo / "params.yaml").read_text())
+    assert len(changed) == len(params["variants"]) * len(params[section]["seeds"])
+
+
+def test_editing_one_variant_ratio_touches_only_that_variant(scratch_repo: Path):
+    edit_params(scratch_repo, lambda p: p["variants"]["pndm"].update(ratio=0.5))
+    assert params_changed(scratch_repo) == {"assemble@pndm", "train_resnet@pndm-0", "train_resnet@pndm-1",
+                                            "train_resnet@pndm-2"}

@@ -154,20 +154,6 @@ def test_txt2img_stage_runs_a_stable_diffusion_folder(tmp_path: Path, gen_params
     assert "Sampler: DPM++ 2M" in img.text["parameters"]
 
 
-@pytest.fixture(scope="module")
-def small_real(tmp_path_factory, base_params) -> Path:
-    import copy
-
-    params = copy.deepcopy(base_params)
-    params["prepare"].update(pool_per_class=0, shots_per_class=2, val_per_class=1, test_per_class=1)
-    params["prepare"]["det"].update(train_images=3, val_images=1, test_images=1)
-    tmp = tmp_path_factory.mktemp("real")
-    proc = run_module("stages.prepare", "--params", str(write_params(tmp / "p.yaml", params)),
-                      "--user-cls", "x", "--user-det", "x", "--out", str(tmp / "real"))
-    assert proc.returncode == 0, proc.stderr
-    return tmp / "real"
-
-
 def test_img2img_stage_keeps_labels_and_boxes(tmp_path: Path, gen_params, builtin_dir, small_real):
     gen_params["img2img"]["variants_per_source"] = 2
     proc = run_module("stages.img2img", "--params", str(write_params(tmp_path / "params.yaml", gen_params)),
@@ -205,3 +191,22 @@ def test_stages_write_nothing_to_home(tmp_path: Path, gen_params, builtin_dir):
                           capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert list(home.iterdir()) == []
+
+
+def test_pretrain_is_deterministic_and_loads_as_builtin(tmp_path: Path, params, small_real):
+    from synthaug.diffusion import load_backend, make_scheduler
+
+    params["pretrain"]["vae"].update(steps=3, batch_size=8)
+    params["pretrain"]["unet"].update(steps=3, batch_size=8, channels=[16, 32])
+    write_params(tmp_path / "params.yaml", params)
+    for out in ("a", "b"):
+        proc = run_module("stages.pretrain", "--params", str(tmp_path / "params.yaml"), "--pool",
+                          str(small_real / "cls" / "train"), "--classes", str(small_real / "classes.json"),
+                          "--out", str(tmp_path / out), "--metrics", str(tmp_path / f"{out}.json"))
+        assert proc.returncode == 0, proc.stderr
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+    model = load_backend("builtin", tmp_path / "a")
+    assert model.classes == CLASSES and model.scheduler_config["clip_sample"] is False
+    s, kw = make_scheduler("ddim", model.scheduler_config, {})
+    assert model.txt2img([{"class": 3, "seed": 1}], s, 2, 2.0, kw).shape == (1, 32, 32)

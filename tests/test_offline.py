@@ -67,3 +67,18 @@ def test_diffusers_missing_hub_model_fails_without_network(tmp_path: Path):
     )
     assert proc.returncode == 0 and "refused" in proc.stdout, proc.stderr[-3000:]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_allow_hub_turns_hub_access_back_on_after_import(tmp_path: Path):
+    proc = run_isolated(
+        """
+        from synthaug.offline import allow_hub, harden
+        harden()
+        import huggingface_hub.constants as c
+        assert c.is_offline_mode()
+        allow_hub()
+        assert not c.is_offline_mode()
+        """,
+        tmp_path,
+    )
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]

@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 from stages import prepare
+from synthaug.compose import paste_digit
 from synthaug.images import letterbox
 from tests.conftest import error_lines, run_module, tree_digest, write_params
 
@@ -63,7 +64,7 @@ def test_paste_digit_box_is_exact_ink_bbox():
     digit = np.zeros((28, 28), np.uint8)
     digit[5:20, 9:14] = 255
     canvas = np.full((64, 64, 3), 10.0)
-    box = prepare.paste_digit(canvas, digit, 56, 4, 3, np.random.default_rng(0))
+    box = paste_digit(canvas, digit, 56, 4, 3, np.random.default_rng(0))
     changed = np.nonzero(np.any(canvas != 10.0, axis=2))
     assert box == (changed[1].min() + 0.0, changed[0].min() + 0.0, changed[1].max() + 1.0, changed[0].max() + 1.0)
     # 2x scale of rows 5..19, cols 9..13, give or take the bilinear edge
