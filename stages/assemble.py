@@ -30,7 +30,7 @@ import yaml
 from PIL import Image
 
 from synthaug.cli import run
-from synthaug.compose import place_digits
+from synthaug.compose import border_distance, place_digits
 from synthaug.errors import DataError
 from synthaug.images import atomic_dir, format_yolo_line, image_folder, read_yolo_boxes, save_png
 from synthaug.params import load_params
@@ -57,9 +57,7 @@ def link_tree(src: Path, dst: Path) -> int:
 
 def cutout(path: Path, threshold: float) -> np.ndarray:
     """White-on-black uint8 mask of the object in a generated image (see the module docstring)."""
-    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    dist = np.linalg.norm(rgb - np.median(border, axis=0), axis=2)
+    dist, _ = border_distance(np.asarray(Image.open(path).convert("RGB")))
     mask = np.where(dist >= threshold * max(dist.max(), 1e-6), dist / max(dist.max(), 1e-6), 0.0)
     return (mask * 255).round().astype(np.uint8)
 

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from synthaug.cli import run
+from synthaug.compose import border_distance
 from synthaug.diffusion import Backend, load_backend, make_scheduler
 from synthaug.errors import DataError
 from synthaug.images import image_folder, letterbox, read_yolo_boxes, save_png
@@ -50,9 +51,7 @@ def digit_mask(crop: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarra
     background is the median colour of the crop's border, the mask the normalised distance from it,
     the ink the median colour of the strongest mask pixels among ``own`` (a boolean map of the
     object's box minus its neighbours' boxes, since the crop may reach into another digit)."""
-    border = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]]).astype(np.float64)
-    bg = np.median(border, axis=0)
-    dist = np.linalg.norm(crop.astype(np.float64) - bg, axis=2)
+    dist, bg = border_distance(crop)
     scale = max(np.percentile(dist, 99), 1e-6)
     mask = np.clip(dist / scale, 0, 1)
     inside = mask[own]

@@ -11,6 +11,14 @@ from PIL import Image
 INK_THRESHOLD = 64  # alpha below this is dropped, so the box is exactly the pasted ink
 
 
+def border_distance(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per-pixel distance from the background colour, that colour) of an RGB image holding one
+    object: the background is taken as the median colour of the image's border."""
+    rgb = np.asarray(rgb, dtype=np.float64)
+    bg = np.median(np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]), axis=0)
+    return np.linalg.norm(rgb - bg, axis=2), bg
+
+
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
