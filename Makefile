@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro test bench clean-venv
+.PHONY: repro test chromium clean-venv
 
 $(STAMP): requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,15 @@ $(STAMP): requirements.txt
 repro: $(STAMP)
 	dvc repro
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	python -m pytest -q tests
+
+# The report is tested in a real headless browser: Debian's chromium, installed when missing.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { echo "installing Debian's chromium (for the report's browser test)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >/dev/null \
+	    || echo "warning: could not install chromium (not root?); the report's browser test will fail"; }
 
 clean-venv:
 	rm -rf $(VENV)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synthaug.offline import harden  # noqa: E402
 
 harden()
-from stages.train_resnet import build_resnet, load_folder, normalise, train  # noqa: E402
+from synthaug.resnet import build_resnet, load_folder, normalise, train  # noqa: E402
 from synthaug.params import load_params  # noqa: E402
 
 

@@ -1,14 +1,19 @@
 """Stage ``assemble@<variant>``: the training sets of one variant (real + its synthetic source).
 
 Inputs:  ``--real`` (data/real), ``--synthetic`` (data/synthetic/<source>; data/synthetic/none is
-         the empty source of the baseline)
+         the empty source of the baseline), ``--judge`` (models/judge: the real-data classifier)
 Outputs: ``--out`` (data/datasets/<variant>):
          ``cls/{train,synthetic,val,test}/<class>/*.png`` — ImageFolders; real val/test untouched
          and shared by every variant; the trainer mixes ``synthetic`` into each batch at the ratio;
          ``det/`` — an Ultralytics dataset (``data.yaml``): real train canvases plus
          round(ratio × real) synthetic canvases, real val/test; ``variant.json`` (source, ratio, counts).
          Files are hard links where the filesystem allows, else copies; order is deterministic.
-Params:  seed, variants.<variant>, assemble.*, prepare.det.min_object_size/max_object_size/max_iou
+         ``--metrics`` (metrics/assemble/<variant>.json): synthetic images kept/dropped per class.
+Params:  seed, variants.<variant>, assemble.*, filter.min_confidence,
+         prepare.det.min_object_size/max_object_size/max_iou
+The filter drops synthetic images the judge gives less than ``filter.min_confidence`` probability
+of their intended class (the CLIP-filtering step of synthetic-data papers); the rest, cutouts
+included, come from the kept images only. img2img detection canvases are not filtered.
 Detection from txt2img is X-Paste: each synthetic digit is cut out with a mask (pixels whose
 distance from the image's border colour exceeds ``assemble.paste_threshold`` of the maximum) and
 pasted, in an ink colour contrasting the spot, onto a real train canvas at a free place, with its
@@ -32,7 +37,7 @@ from PIL import Image
 from synthaug.cli import run
 from synthaug.compose import border_distance, place_digits
 from synthaug.errors import DataError
-from synthaug.images import atomic_dir, format_yolo_line, image_folder, read_yolo_boxes, save_png
+from synthaug.images import atomic_dir, format_yolo_line, image_folder, load_array, read_yolo_boxes, save_png
 from synthaug.params import load_params
 
 log = logging.getLogger("assemble")
@@ -62,13 +67,41 @@ def cutout(path: Path, threshold: float) -> np.ndarray:
     return (mask * 255).round().astype(np.uint8)
 
 
+def apply_filter(synthetic: list[tuple[Path, int]], classes: list[str], judge_dir: Path,
+                 min_confidence: float) -> tuple[list[tuple[Path, int]], dict]:
+    """Keep the synthetic images the judge assigns to their class with >= ``min_confidence``."""
+    keep = [True] * len(synthetic)
+    if min_confidence > 0 and synthetic:
+        import torch
+
+        from synthaug.resnet import load_trained, predict
+
+        net, config = load_trained(judge_dir)
+        if config["classes"] != classes:
+            raise DataError(f"{judge_dir}: judge classes {config['classes']} differ from the dataset's {classes}; "
+                            "rerun `dvc repro judge`")
+        x = torch.from_numpy(np.stack([load_array(f, "RGB") for f, _ in synthetic])).permute(0, 3, 1, 2)
+        probs, _ = predict(net, x)
+        labels = torch.tensor([k for _, k in synthetic])
+        keep = (probs[torch.arange(len(labels)), labels] >= min_confidence).tolist()
+    per_class = {name: {"kept": 0, "dropped": 0} for name in classes}
+    for (_, k), ok in zip(synthetic, keep):
+        per_class[classes[k]]["kept" if ok else "dropped"] += 1
+    kept = sum(keep)
+    metrics = {"min_confidence": min_confidence, "kept": kept, "dropped": len(keep) - kept,
+               "rejection_rate": round((len(keep) - kept) / len(keep), 6) if keep else 0.0, "per_class": per_class}
+    return [item for item, ok in zip(synthetic, keep) if ok], metrics
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, required=True)
     ap.add_argument("--variant", required=True)
     ap.add_argument("--real", type=Path, required=True)
     ap.add_argument("--synthetic", type=Path, required=True)
+    ap.add_argument("--judge", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args(argv)
     params = load_params(args.params)
     if args.variant not in params.variants:
@@ -85,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     synthetic = image_folder(syn_cls_root, classes) if variant.source != "none" else []
     if variant.source != "none" and variant.ratio > 0 and not synthetic:
         raise DataError(f"{syn_cls_root}: no synthetic classification images for variant {args.variant}")
+    synthetic, filtered = apply_filter(synthetic, classes, args.judge, params.filter.min_confidence)
+    if variant.source != "none" and variant.ratio > 0 and not synthetic:
+        raise DataError(f"{syn_cls_root}: the filter dropped every synthetic image; lower filter.min_confidence "
+                        f"({params.filter.min_confidence:g})")
     rng = np.random.default_rng([params.seed, 7])
     with atomic_dir(args.out) as tmp:
         counts = {f"cls_{s}": link_tree(args.real / "cls" / s, tmp / "cls" / s) for s in ("train", "val", "test")}
@@ -125,12 +162,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 link(f, tmp / "det/images/train" / f"{stem}.png")
                 link(args.synthetic / "det" / "labels" / f"{f.stem}.txt", tmp / "det/labels/train" / f"{stem}.txt")
         counts["det_synthetic"] = n_syn
-        spec = {s: f"images/{s}" for s in DET_SPLITS} | {"names": dict(enumerate(classes))}
+        spec = {s: f"images/{s}" for s in DET_SPLITS} | {"names": dict(enumerate(classes)),
+                                                          "real_train_images": len(real_canvases)}
         (tmp / "det" / "data.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         info = {"variant": args.variant, "source": variant.source, "ratio": variant.ratio, "counts": counts}
         (tmp / "variant.json").write_text(json.dumps(info, indent=2) + "\n")
         shutil.copy2(args.real / "classes.json", tmp / "classes.json")
-    log.info("%s: %s", args.variant, counts)
+    args.metrics.parent.mkdir(parents=True, exist_ok=True)
+    args.metrics.write_text(json.dumps({"counts": counts, "filter": filtered}, indent=2) + "\n")
+    log.info("%s: %s; filter kept %d, dropped %d", args.variant, counts, filtered["kept"], filtered["dropped"])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ Outputs: ``--out`` (models/yolo/<variant>/seed<k>): everything Ultralytics write
          ``model.safetensors`` (the final weights as a plain state dict)
 Params:  train_yolo.* (but seeds)
 The model is built from its yaml (``yolov8n.yaml``, ``yolo11n.yaml``): nothing is downloaded.
-Every variant gets the same epoch budget. Ultralytics is made offline and silent first
+Every variant gets the same optimisation budget: ``epochs`` counts epochs over the real train
+canvases, and a variant with synthetic canvases gets proportionally fewer epochs, so every variant
+takes the same number of optimiser steps and a gain cannot come from training longer. Ultralytics is made offline and silent first
 (synthaug/offline.py); nothing is written to ``runs/`` or the home directory.
 """
 
@@ -14,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import yaml
 
 from synthaug.cli import run
 from synthaug.errors import DataError
@@ -26,6 +31,11 @@ from synthaug.offline import ultralytics_offline
 from synthaug.params import load_params
 
 log = logging.getLogger("train_yolo")
+
+
+def same_steps_epochs(epochs: int, n_real: int, n_train: int, batch: int) -> int:
+    """Epochs over ``n_train`` canvases that take as many optimiser steps as ``epochs`` over ``n_real``."""
+    return max(1, round(epochs * math.ceil(n_real / batch) / max(1, math.ceil(n_train / batch))))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -40,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = params.train_yolo
     if not args.data.is_file():
         raise DataError(f"{args.data}: missing; run `dvc repro assemble@{args.variant}`")
+    spec = yaml.safe_load(args.data.read_text())
+    n_train = len(list((args.data.parent / spec["train"]).glob("*.png")))
+    epochs = same_steps_epochs(cfg.epochs, spec.get("real_train_images", n_train), n_train, cfg.batch)
     ultralytics_offline()
     import torch
     import ultralytics.utils.torch_utils as tu
@@ -53,9 +66,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     t0 = time.perf_counter()
     try:
         model = YOLO(cfg.model)
-        model.train(data=str(args.data.resolve()), epochs=cfg.epochs, batch=cfg.batch, imgsz=cfg.imgsz,
+        model.train(data=str(args.data.resolve()), epochs=epochs, batch=cfg.batch, imgsz=cfg.imgsz,
                     optimizer=cfg.optimizer, lr0=cfg.lr0,
-                    warmup_epochs=cfg.warmup_epochs, mosaic=cfg.mosaic, patience=cfg.patience or cfg.epochs, seed=args.seed,
+                    warmup_epochs=cfg.warmup_epochs, mosaic=cfg.mosaic, patience=cfg.patience or epochs, seed=args.seed,
                     deterministic=True, device="cpu", workers=0, plots=False, amp=False, val=True,
                     project=str(tmp.parent), name=tmp.name, exist_ok=True, verbose=False)
         state = {k: v.detach().contiguous() for k, v in model.model.state_dict().items()
@@ -66,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-    log.info("%s seed %d: %d epochs in %.0f s", args.variant, args.seed, cfg.epochs, time.perf_counter() - t0)
+    log.info("%s seed %d: %d epochs over %d canvases in %.0f s", args.variant, args.seed, epochs, n_train,
+             time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

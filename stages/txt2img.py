@@ -12,7 +12,6 @@ Params:  generate.*, schedulers.<scheduler>
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -20,11 +19,10 @@ from pathlib import Path
 
 from synthaug import registry
 from synthaug.cli import run
-from synthaug.errors import DataError
 from synthaug.diffusion import load_backend, make_scheduler
 from synthaug.images import save_png
 from synthaug.params import ParamsError, load_params
-from synthaug.resume import BatchJournal, digest_files, run_batches
+from synthaug.resume import BatchJournal, digest_files, read_jsonl, run_batches
 
 log = logging.getLogger("txt2img")
 
@@ -36,17 +34,6 @@ def sd_parameters(record: dict, sampler: str, steps: int, guidance: float, size:
     text += f"Steps: {steps}, Sampler: {sampler}, CFG scale: {guidance:g}, Seed: {record['seed']}, "
     text += f"Size: {size[0]}x{size[1]}, Model: {model}"
     return text + (f", Denoising strength: {strength:g}" if strength is not None else "")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    records = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-    return records
 
 
 def main(argv: Sequence[str] | None = None) -> None:

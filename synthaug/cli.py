@@ -1,17 +1,43 @@
-"""Entry-point wrapper shared by the stages: logging and one-line errors (offline set-up happens
-when the ``stages`` package is imported, before any heavy import)."""
+"""Entry-point wrapper shared by the stages: logging, one-line errors, and per-stage timings
+(offline set-up happens when the ``stages`` package is imported, before any heavy import)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from synthaug.errors import UserError
 
+
+def _timings_file() -> Path | None:
+    """DVC's own scratch folder of the repo running the stage (``dvc repro`` sets DVC_ROOT)."""
+    root = os.environ.get("DVC_ROOT")
+    return Path(root) / ".dvc" / "tmp" / "synthaug-timings.jsonl" if root else None
+
+
+def read_timings() -> dict[str, dict]:
+    """The last recorded wall time of each DVC stage (later lines win)."""
+    path = _timings_file() or Path(".dvc/tmp/synthaug-timings.jsonl")
+    timings: dict[str, dict] = {}
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+            timings[row["stage"]] = row
+        except (json.JSONDecodeError, KeyError):
+            continue  # a line cut short by a crash is not worth failing a report over
+    return timings
+
+
 def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
-    """Run a stage's ``main``: user errors become one ``error:`` line and exit status 1."""
+    """Run a stage's ``main``: user errors become one ``error:`` line and exit status 1; a stage
+    that DVC ran successfully appends its wall time to the timings file."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    t0 = time.perf_counter()
     try:
         main(argv)
     except UserError as exc:
@@ -20,3 +46,10 @@ def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    path, stage = _timings_file(), os.environ.get("DVC_STAGE")
+    if path is not None and stage:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        row = {"stage": stage, "seconds": round(time.perf_counter() - t0, 2),
+               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+        with open(path, "a") as fh:  # one short append per stage: safe with parallel queue workers
+            fh.write(json.dumps(row) + "\n")

@@ -181,8 +181,9 @@ class AssembleParams:
 
 
 @dataclass(frozen=True)
-class TrainResnetParams:
-    seeds: tuple[int, ...]
+class ResnetBudget:
+    """A ResNet and its fixed training budget (shared by train_resnet and judge)."""
+
     arch: Literal["resnet18", "resnet34", "resnet50"]
     weights: Literal["none", "imagenet"]
     small_stem: bool
@@ -194,6 +195,37 @@ class TrainResnetParams:
     warmup_steps: int = bounded(ge=0)
     eval_every: int = bounded(ge=1)
     max_shift: int = bounded(ge=0, le=16)
+
+
+@dataclass(frozen=True)
+class TrainResnetParams(ResnetBudget):
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FilterParams:
+    min_confidence: float = bounded(ge=0, le=1)
+
+
+@dataclass(frozen=True)
+class QualityParams:
+    box_iou: float = bounded(gt=0, le=1)
+    detector_conf: float = bounded(gt=0, lt=1)
+
+
+@dataclass(frozen=True)
+class StudyParams:
+    steps: tuple[int, ...]
+    per_class: int = bounded(ge=2)
+
+    def validate(self, where: str) -> None:
+        if not self.steps or any(not 1 <= s <= 1000 for s in self.steps) or len(set(self.steps)) != len(self.steps):
+            raise ParamsError(f"{where}.steps: {list(self.steps)} must be distinct step counts in 1..1000")
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    gallery_per_class: int = bounded(ge=1, le=16)
 
 
 @dataclass(frozen=True)
@@ -228,8 +260,13 @@ class Params:
     img2img: Img2ImgParams
     variants: dict[str, VariantParams]
     assemble: AssembleParams
+    judge: ResnetBudget
+    filter: FilterParams
     train_resnet: TrainResnetParams
     train_yolo: TrainYoloParams
+    quality: QualityParams
+    study: StudyParams
+    report: ReportParams
 
     def validate(self, where: str) -> None:
         for name in self.schedulers:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from synthaug.errors import DataError
+
 log = logging.getLogger("resume")
 
 JOURNAL = ".resume"
@@ -96,3 +98,14 @@ def run_batches(journal: BatchJournal, items: Sequence, batch_size: int, prefix:
             journal.commit(key, work(batch))
             bar.update(len(batch))
     return keys
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    records = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+    return records

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -12,8 +13,10 @@ import pytest
 import yaml
 
 from synthaug.offline import harden
+from tests.tiny_models import tiny_builtin
 
 ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 harden()  # tests import diffusers/ultralytics: keep them offline and out of $HOME too
 
 
@@ -63,3 +66,34 @@ def small_real(tmp_path_factory, base_params) -> Path:
                       "--user-cls", "x", "--user-det", "x", "--out", str(tmp / "real"))
     assert proc.returncode == 0, proc.stderr
     return tmp / "real"
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory, base_params) -> Path:
+    """txt2img output of a tiny random builtin model (3 images per class) made by the real stages."""
+    tmp = tmp_path_factory.mktemp("syn")
+    params = copy.deepcopy(base_params)
+    params["prompts"]["per_class"] = 3
+    params["generate"].update(steps=2, batch_size=30)
+    write_params(tmp / "p.yaml", params)
+    (tmp / "classes.json").write_text(json.dumps(CLASSES))
+    assert run_module("stages.prompts", "--params", str(tmp / "p.yaml"), "--classes", str(tmp / "classes.json"),
+                      "--out", str(tmp / "prompts.jsonl")).returncode == 0
+    proc = run_module("stages.txt2img", "--params", str(tmp / "p.yaml"), "--scheduler", "ddim", "--prompts",
+                      str(tmp / "prompts.jsonl"), "--builtin", str(tiny_builtin(tmp / "builtin", CLASSES)),
+                      "--out", str(tmp / "txt2img" / "ddim"))
+    assert proc.returncode == 0, proc.stderr
+    return tmp / "txt2img" / "ddim"
+
+
+@pytest.fixture(scope="session")
+def tiny_judge(tmp_path_factory, base_params, small_real) -> Path:
+    """The judge stage, a few steps on small_real's train split (its pool is empty)."""
+    params = copy.deepcopy(base_params)
+    params["judge"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1)
+    tmp = tmp_path_factory.mktemp("judge")
+    proc = run_module("stages.judge", "--params", str(write_params(tmp / "p.yaml", params)), "--train",
+                      str(small_real / "cls" / "train"), "--val", str(small_real / "cls" / "val"), "--classes",
+                      str(small_real / "classes.json"), "--out", str(tmp / "judge"))
+    assert proc.returncode == 0, proc.stderr
+    return tmp / "judge"

@@ -13,35 +13,12 @@ from safetensors.torch import load_file
 
 from synthaug.params import ParamsError, parse_params
 from tests.conftest import error_lines, run_module, write_params
-from tests.tiny_models import tiny_builtin
-
-CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory, base_params) -> Path:
-    """txt2img output of a tiny random builtin model (3 images per class) made by the real stages."""
-    import copy
-
-    tmp = tmp_path_factory.mktemp("syn")
-    params = copy.deepcopy(base_params)
-    params["prompts"]["per_class"] = 3
-    params["generate"].update(steps=2, batch_size=30)
-    write_params(tmp / "p.yaml", params)
-    (tmp / "classes.json").write_text(json.dumps(CLASSES))
-    assert run_module("stages.prompts", "--params", str(tmp / "p.yaml"), "--classes", str(tmp / "classes.json"),
-                      "--out", str(tmp / "prompts.jsonl")).returncode == 0
-    proc = run_module("stages.txt2img", "--params", str(tmp / "p.yaml"), "--scheduler", "ddim", "--prompts",
-                      str(tmp / "prompts.jsonl"), "--builtin", str(tiny_builtin(tmp / "builtin", CLASSES)),
-                      "--out", str(tmp / "txt2img" / "ddim"))
-    assert proc.returncode == 0, proc.stderr
-    return tmp / "txt2img" / "ddim"
-
-
-def assemble(tmp_path: Path, params: dict, variant: str, real: Path, synthetic: Path):
+def assemble(tmp_path: Path, params: dict, variant: str, real: Path, synthetic: Path, judge: Path = Path("none")):
     return run_module("stages.assemble", "--params", str(write_params(tmp_path / "params.yaml", params)),
-                      "--variant", variant, "--real", str(real), "--synthetic", str(synthetic),
-                      "--out", str(tmp_path / variant))
+                      "--variant", variant, "--real", str(real), "--synthetic", str(synthetic), "--judge", str(judge),
+                      "--out", str(tmp_path / variant), "--metrics", str(tmp_path / f"{variant}.json"))
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +87,7 @@ def train_resnet(tmp_path: Path, params: dict, data: Path, seed: int, out: str):
 
 
 def test_train_resnet_learns_and_is_deterministic(tmp_path: Path, params, ddim_dataset: Path):
-    from stages.train_resnet import build_resnet
+    from synthaug.resnet import build_resnet
 
     for seed, out in ((0, "a"), (0, "b"), (1, "c")):
         proc = train_resnet(tmp_path, params, ddim_dataset, seed, out)
@@ -131,7 +108,7 @@ def test_train_resnet_learns_and_is_deterministic(tmp_path: Path, params, ddim_d
 def test_train_resnet_mixes_synthetic_at_the_ratio():
     import torch
 
-    from stages.train_resnet import train
+    from synthaug.resnet import train
 
     cfg = parse_params(__import__("yaml").safe_load(open("params.yaml"))).train_resnet
     seen: list[int] = []

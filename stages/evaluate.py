@@ -1,0 +1,91 @@
+"""Stage ``evaluate@<variant>``: every seed of a variant's ResNet and YOLO on the shared real test split.
+
+Inputs:  ``--real`` (data/real: ``cls/test``, ``det/data.yaml`` test split, ``classes.json``),
+         ``--resnet`` (models/resnet/<variant>), ``--yolo`` (models/yolo/<variant>)
+Outputs: ``--out`` (metrics/eval/<variant>.json, DVC metrics): per seed, top-1 accuracy, macro-F1
+         and per-class accuracy; mAP50, mAP50-95 and per-class AP (Ultralytics' own validator);
+         means over seeds. ``--confusion`` (plots/confusion/<variant>.csv, a DVC confusion plot):
+         one row per test image and seed, actual and predicted class name.
+Params:  train_resnet.seeds, train_yolo.seeds, train_yolo.model, train_yolo.imgsz
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+from sklearn.metrics import confusion_matrix, f1_score
+
+from synthaug.cli import run
+from synthaug.detector import load_detector, validate
+from synthaug.errors import DataError
+from synthaug.params import load_params
+from synthaug.resnet import load_folder, load_trained, predict
+
+log = logging.getLogger("evaluate")
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
+    cm = confusion_matrix(y_true, y_pred, labels=range(len(classes)))
+    per_class = cm.diagonal() / np.maximum(cm.sum(1), 1)
+    return {"accuracy": round(float((y_true == y_pred).mean()), 6),
+            "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=range(len(classes)),
+                                             zero_division=0)), 6),
+            "per_class_accuracy": {name: round(float(a), 6) for name, a in zip(classes, per_class)}}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, required=True)
+    ap.add_argument("--real", type=Path, required=True)
+    ap.add_argument("--resnet", type=Path, required=True)
+    ap.add_argument("--yolo", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--confusion", type=Path, required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    classes = json.loads((args.real / "classes.json").read_text())
+    x, y = load_folder(args.real / "cls" / "test", classes)
+    if not len(x):
+        raise DataError(f"{args.real}/cls/test: no test images; run `dvc repro prepare`")
+    result: dict = {"resnet": {}, "yolo": {}}
+    confusion_rows = []
+    for seed in params.train_resnet.seeds:
+        net, _ = load_trained(args.resnet / f"seed{seed}")
+        pred = predict(net, x)[0].argmax(1).numpy()
+        result["resnet"][f"seed{seed}"] = classification_metrics(y.numpy(), pred, classes)
+        confusion_rows += [{"seed": seed, "actual": classes[a], "predicted": classes[p]} for a, p in zip(y.tolist(), pred)]
+    data_yaml = args.real / "det" / "data.yaml"
+    names = yaml.safe_load(data_yaml.read_text())["names"]
+    for seed in params.train_yolo.seeds:
+        yolo = load_detector(args.yolo / f"seed{seed}", params.train_yolo.model, names)
+        m = validate(yolo, data_yaml, "test", params.train_yolo.imgsz)
+        ap50 = dict(zip(m.box.ap_class_index.tolist(), m.box.ap50.tolist()))
+        ap = dict(zip(m.box.ap_class_index.tolist(), m.box.ap.tolist()))
+        result["yolo"][f"seed{seed}"] = {
+            "mAP50": round(float(m.box.map50), 6), "mAP50-95": round(float(m.box.map), 6),
+            "per_class_AP50": {names[k]: round(float(ap50.get(k, 0.0)), 6) for k in sorted(names)},
+            "per_class_AP50-95": {names[k]: round(float(ap.get(k, 0.0)), 6) for k in sorted(names)}}
+    for model, keys in (("resnet", ("accuracy", "macro_f1")), ("yolo", ("mAP50", "mAP50-95"))):
+        seeds = result[model]
+        result[model] = {f"mean_{k}": round(float(np.mean([s[k] for s in seeds.values()])), 6) for k in keys} | seeds
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.confusion.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.confusion, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["seed", "actual", "predicted"])
+        writer.writeheader()
+        writer.writerows(confusion_rows)
+    log.info("resnet accuracy %.4f, macro-F1 %.4f; yolo mAP50 %.4f, mAP50-95 %.4f",
+             result["resnet"]["mean_accuracy"], result["resnet"]["mean_macro_f1"],
+             result["yolo"]["mean_mAP50"], result["yolo"]["mean_mAP50-95"])
+
+
+if __name__ == "__main__":
+    run(main)

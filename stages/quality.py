@@ -1,0 +1,85 @@
+"""Stage ``quality_txt2img@<scheduler>`` / ``quality_img2img@<strength>``: how good one synthetic source is.
+
+Inputs:  ``--synthetic`` (data/synthetic/<kind>/<name>: images + ``manifest.jsonl``), ``--judge``
+         (models/judge), ``--real`` (data/real: ``cls/test``, ``cls/val``, ``classes.json``)
+Outputs: ``--out`` (metrics/quality/<kind>/<name>.json, DVC metrics):
+         ``conditional_accuracy`` — share the judge assigns to their intended class;
+         ``frechet_distance`` — between synthetic and real test images, in the judge's
+         penultimate-layer features (FID's formula; biased upwards at these sample sizes, so
+         compare sources at equal counts only); ``cas`` — classification accuracy score: a ResNet
+         trained on the synthetic images alone with train_resnet's budget, tested on real test;
+         ``seconds_per_image`` — sampling cost from the manifest (measured, so not deterministic).
+Params:  seed, train_resnet (budget)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthaug.cli import run
+from synthaug.errors import DataError
+from synthaug.images import image_folder
+from synthaug.params import Params, load_params
+from synthaug.quality import conditional_accuracy, frechet_distance, load_images
+from synthaug.resnet import accuracy, build_resnet, load_folder, load_trained, predict, train
+from synthaug.resume import read_jsonl
+
+log = logging.getLogger("quality")
+
+
+def judge_scores(judge: torch.nn.Module, images: torch.Tensor, labels: Sequence[int],
+                 real_features: torch.Tensor) -> dict:
+    probs, feats = predict(judge, images)
+    return {"images": len(labels), "conditional_accuracy": round(conditional_accuracy(probs, labels), 6),
+            "frechet_distance": round(frechet_distance(feats.numpy(), real_features.numpy()), 4)}
+
+
+def classification_accuracy_score(images: torch.Tensor, labels: torch.Tensor, real: Path, classes: list[str],
+                                  params: Params) -> float:
+    """Train on synthetic only (train_resnet's budget, ``seed``), test on real test images."""
+    torch.manual_seed(params.seed)
+    net = build_resnet(params.train_resnet, len(classes))
+    val = load_folder(real / "cls" / "val", classes)
+    empty = (images[:0], labels[:0])
+    train(net, (images, labels), empty, val, 0.0, params.train_resnet, params.seed, desc="CAS")
+    return accuracy(net, *load_folder(real / "cls" / "test", classes))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, required=True)
+    ap.add_argument("--synthetic", type=Path, required=True)
+    ap.add_argument("--judge", type=Path, required=True)
+    ap.add_argument("--real", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    classes = json.loads((args.real / "classes.json").read_text())
+    manifest = args.synthetic / ("cls" if (args.synthetic / "cls").is_dir() else "") / "manifest.jsonl"
+    if not manifest.is_file():
+        raise DataError(f"{manifest}: missing; generate {args.synthetic} first (`dvc repro`)")
+    files = image_folder(manifest.parent, classes)
+    if len(files) < 2:
+        raise DataError(f"{manifest.parent}: {len(files)} synthetic images; the scores need at least 2")
+    images, labels = load_images([f for f, _ in files]), torch.tensor([k for _, k in files])
+    judge, _ = load_trained(args.judge)
+    real_x, _ = load_folder(args.real / "cls" / "test", classes)
+    _, real_features = predict(judge, real_x)
+    result = judge_scores(judge, images, labels.tolist(), real_features)
+    rows = read_jsonl(manifest)
+    result["seconds_per_image"] = round(float(np.mean([r["seconds_per_image"] for r in rows])), 5)
+    result["cas"] = round(classification_accuracy_score(images, labels, args.real, classes, params), 6)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    log.info("%s: %s", args.synthetic, result)
+
+
+if __name__ == "__main__":
+    run(main)

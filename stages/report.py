@@ -1,0 +1,250 @@
+"""Stage ``report``: ``report/index.html``, one self-contained page with the study's results.
+
+Inputs:  ``--summary`` (metrics/summary.json), ``--study-plot`` (plots/study.csv), ``--study``
+         (data/study: scheduler × steps images), ``--real`` (data/real), ``--synthetic``
+         (data/synthetic), ``--datasets`` (data/datasets: X-Paste canvases), ``--resnet``
+         (models/resnet: training curves), ``--params``
+Outputs: ``--out`` (report/index.html): galleries (same prompts and seeds per scheduler and step
+         count; img2img strengths next to their source, boxes drawn; X-Paste canvases), the
+         results table (gain vs baseline with 95% CI), synthetic-data quality, the scheduler study
+         (table and plots), provenance (model, params hash, git revision, per-stage timings).
+Params:  report.*, study.steps, generate, variants, txt2img.schedulers, img2img.strengths
+Everything is inlined (images as data: URIs, CSS, no script), so the file works offline, alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import html
+import io
+import json
+import logging
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from synthaug.cli import read_timings, run  # noqa: E402
+from synthaug.errors import DataError  # noqa: E402
+from synthaug.images import contact_sheet, read_yolo_boxes  # noqa: E402
+from synthaug.params import Params, load_params  # noqa: E402
+from synthaug.resume import read_jsonl  # noqa: E402
+
+log = logging.getLogger("report")
+METRIC_LABELS = {"accuracy": "ResNet accuracy", "macro_f1": "ResNet macro-F1", "mAP50": "YOLO mAP50",
+                 "mAP50-95": "YOLO mAP50-95"}
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#1d1d1f;padding:0 16px}
+h1{font-size:24px;margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+table{border-collapse:collapse;margin:8px 0 16px}th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:right}
+th:first-child,td:first-child{text-align:left}thead th{background:#f5f5f7}
+.gain{color:#0a7d28;font-weight:600}.loss{color:#b3261e;font-weight:600}.muted{color:#777}
+.gallery img,.plot img{image-rendering:pixelated;display:block}.gallery td{text-align:left;vertical-align:middle}
+.gallery img{height:auto;max-width:100%}figure{margin:0 0 16px}figcaption{color:#555}
+code{background:#f5f5f7;padding:1px 4px;border-radius:3px}
+"""
+
+
+def data_uri(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def figure_uri(fig: plt.Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def strip(files: Sequence[Path], boxes: Sequence[Sequence[Sequence[float]]] | None = None, tile: int = 64) -> str:
+    """One gallery row: a contact sheet of ``files`` as an <img> (boxes drawn if given)."""
+    tiles = [Image.open(f) for f in files]
+    sheet = contact_sheet(tiles, columns=max(1, len(tiles)), boxes=boxes, tile=tile)
+    return f'<img alt="gallery row" src="{data_uri(sheet)}" width="{sheet.width}">'
+
+
+def fmt(row: dict | None, signed: bool = False) -> str:
+    if row is None:
+        return "—"
+    mean, half = row["mean"], row["ci95"]
+    text = f"{mean:+.3f}" if signed else f"{mean:.3f}"
+    text += f" ± {half:.3f}" if half is not None else ' <span class="muted">(1 seed)</span>'
+    if signed and half is not None and abs(mean) > half:
+        return f'<span class="{"gain" if mean > 0 else "loss"}">{text}</span>'
+    return text
+
+
+def results_table(summary: dict) -> str:
+    head = "".join(f"<th>{label}</th><th>Δ vs baseline</th>" for label in METRIC_LABELS.values())
+    rows = []
+    for name, v in summary["variants"].items():
+        cells = "".join(f"<td>{fmt(v[m])}</td><td>{fmt(v[m].get('diff_vs_baseline'), signed=True)}</td>"
+                        for m in METRIC_LABELS)
+        rows.append(f"<tr><td><b>{html.escape(name)}</b><br><span class='muted'>{html.escape(v['source'])}, "
+                    f"ratio {v['ratio']:g}</span></td>{cells}</tr>")
+    return (f'<table id="results"><thead><tr><th>variant</th>{head}</tr></thead><tbody>{"".join(rows)}'
+            "</tbody></table><p class='muted'>Mean over seeds ± half-width of the 95% Student-t interval; Δ is "
+            "the paired difference to <code>baseline</code> with the same seed. Green/red: the interval "
+            "excludes 0.</p>")
+
+
+def quality_table(summary: dict) -> str:
+    cols = [("conditional_accuracy", "conditional accuracy", "{:.3f}"), ("frechet_distance", "Fréchet distance", "{:.2f}"),
+            ("cas", "CAS", "{:.3f}"), ("seconds_per_image", "s / image", "{:.4f}"),
+            ("box_survival", "box survival", "{:.3f}"), ("box_recall_real", "detector recall on real", "{:.3f}")]
+    rows = []
+    for source, q in summary["quality"].items():
+        cells = "".join(f"<td>{f.format(q[k]) if k in q else '—'}</td>" for k, _, f in cols)
+        rows.append(f"<tr><td>{html.escape(source)}</td>{cells}</tr>")
+    head = "".join(f"<th>{label}</th>" for _, label, _ in cols)
+    return f'<table id="quality"><thead><tr><th>source</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def study_section(rows: list[dict]) -> str:
+    schedulers = sorted({r["scheduler"] for r in rows}, key=[r["scheduler"] for r in rows].index)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for ax, (key, label) in zip(axes, (("conditional_accuracy", "conditional accuracy ↑"),
+                                       ("frechet_distance", "Fréchet distance ↓"),
+                                       ("seconds_per_image", "seconds per image"))):
+        for s in schedulers:
+            pts = sorted((int(r["steps"]), float(r[key])) for r in rows if r["scheduler"] == s)
+            ax.plot(*zip(*pts), marker="o", label=s)
+        ax.set_xlabel("sampling steps")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    body = "".join(f"<tr><td>{html.escape(r['scheduler'])}</td><td>{r['steps']}</td>"
+                   f"<td>{float(r['conditional_accuracy']):.3f}</td><td>{float(r['frechet_distance']):.2f}</td>"
+                   f"<td>{float(r['seconds_per_image']):.4f}</td></tr>" for r in rows)
+    return (f'<figure class="plot"><img id="study-plot" alt="scheduler study" src="{figure_uri(fig)}" '
+            'width="100%"><figcaption>Quality and cost against sampling steps, one line per scheduler.'
+            '</figcaption></figure><table id="study"><thead><tr><th>scheduler</th><th>steps</th>'
+            "<th>conditional accuracy</th><th>Fréchet distance</th><th>s / image</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
+def curves_section(resnet: Path, params: Params) -> str:
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    for variant in params.variants:
+        runs = []
+        for seed in params.train_resnet.seeds:
+            with open(resnet / variant / f"seed{seed}" / "history.csv") as fh:
+                runs.append([(int(r["step"]), float(r["val_accuracy"])) for r in csv.DictReader(fh)])
+        steps = [s for s, _ in runs[0]]
+        ax.plot(steps, [sum(r[i][1] for r in runs) / len(runs) for i in range(len(steps))], label=variant)
+    ax.set_xlabel("step")
+    ax.set_ylabel("val accuracy (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return f'<figure class="plot"><img alt="training curves" src="{figure_uri(fig)}" width="640"></figure>'
+
+
+def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> str:
+    k = params.report.gallery_per_class
+    out = ["<h3>txt2img: the same prompts and seeds per scheduler and step count</h3><table class='gallery'>"]
+    first = params.txt2img.schedulers[0]
+    pick = [sorted((args.study / first / str(params.study.steps[0]) / c).glob("*.png"))[:k] for c in classes]
+    names = [f"{f.parent.name}/{f.name}" for files in pick for f in files]
+    for scheduler in params.txt2img.schedulers:
+        for steps in params.study.steps:
+            files = [args.study / scheduler / str(steps) / n for n in names]
+            out.append(f"<tr><td>{scheduler}, {steps} steps</td><td>{strip(files)}</td></tr>")
+    out.append("</table><h3>img2img: each strength next to its source</h3><table class='gallery'>")
+    strengths = [f"{s:g}" for s in params.img2img.strengths]
+    manifest = read_jsonl(args.synthetic / "img2img" / strengths[0] / "cls" / "manifest.jsonl")
+    chosen = [r for c in range(len(classes)) for r in [m for m in manifest if m["class"] == c and
+                                                       m["file"].endswith("-v0.png")][:k]]
+    out.append(f"<tr><td>source (real)</td><td>{strip([args.real / r['source'] for r in chosen])}</td></tr>")
+    for s in strengths:
+        files = [args.synthetic / "img2img" / s / "cls" / r["file"] for r in chosen]
+        out.append(f"<tr><td>strength {s}</td><td>{strip(files)}</td></tr>")
+    canvases = sorted((args.real / "det" / "images" / "train").glob("*.png"))[:6]
+    det_rows = [("canvas (real), boxes", canvases, [args.real / "det" / "labels" / "train" / f"{f.stem}.txt" for f in canvases])]
+    for s in strengths:
+        det = args.synthetic / "img2img" / s / "det"
+        if (det / "images").is_dir():
+            files = [det / "images" / f"{f.stem}-v0.png" for f in canvases]
+            det_rows.append((f"strength {s}, kept boxes", files, [det / "labels" / f"{f.stem}.txt" for f in files]))
+    for label, files, labels in det_rows:
+        boxes = [[b for _, b in read_yolo_boxes(lab)] for lab in labels]
+        out.append(f"<tr><td>{label}</td><td>{strip(files, boxes, tile=128)}</td></tr>")
+    out.append("</table><h3>X-Paste: synthetic digits cut out and pasted onto real canvases</h3><table class='gallery'>")
+    for variant, v in params.variants.items():
+        if v.source.startswith("txt2img/") and v.ratio > 0:
+            det = args.datasets / variant / "det"
+            files = sorted((det / "images" / "train").glob("xpaste_*.png"))[:6]
+            boxes = [[b for _, b in read_yolo_boxes(det / "labels" / "train" / f"{f.stem}.txt")] for f in files]
+            if files:
+                out.append(f"<tr><td>{variant}</td><td>{strip(files, boxes, tile=128)}</td></tr>")
+    return "".join(out) + "</table>"
+
+
+def provenance(params_path: Path, params: Params) -> str:
+    digest = hashlib.sha256(params_path.read_bytes()).hexdigest()[:16]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True).stdout.strip()
+        rev += " (uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        rev = "not a git checkout"
+    timings = read_timings()
+    rows = "".join(f"<tr><td>{html.escape(stage)}</td><td>{t['seconds']:.1f}</td><td>{html.escape(t['finished'])}</td>"
+                   "</tr>" for stage, t in sorted(timings.items()))
+    g = params.generate
+    return (f"<table id='provenance'><tr><td>model</td><td>{html.escape(g.model)} ({g.dtype}, {g.device})</td></tr>"
+            f"<tr><td>params file sha256</td><td><code>{digest}</code></td></tr>"
+            f"<tr><td>git revision</td><td><code>{html.escape(rev)}</code></td></tr>"
+            f"<tr><td>sampling</td><td>{g.steps} steps, guidance {g.guidance:g}, batch {g.batch_size}</td></tr></table>"
+            "<h3>Per-stage timings (last run of each stage on this machine)</h3>"
+            + (f"<table id='timings'><thead><tr><th>stage</th><th>seconds</th><th>finished</th></tr></thead>"
+               f"<tbody>{rows}</tbody></table>" if rows else "<p class='muted'>No timings recorded yet.</p>"))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ("params", "summary", "study-plot", "study", "real", "synthetic", "datasets", "resnet", "out"):
+        ap.add_argument(f"--{name}", type=Path, required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    if not args.summary.is_file():
+        raise DataError(f"{args.summary}: missing; run `dvc repro summarize`")
+    summary = json.loads(args.summary.read_text())
+    classes = json.loads((args.real / "classes.json").read_text())
+    with open(args.study_plot) as fh:
+        study_rows = list(csv.DictReader(fh))
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>synthaug report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>
+<body>
+<h1>synthaug: does diffusion-generated data help?</h1>
+<p class="muted">ResNet classifier and YOLO detector trained on real low-data sets with and without synthetic
+images, the same budget for every variant, evaluated on the same real test split.</p>
+<h2 id="results-heading">Results</h2>{results_table(summary)}
+<h3>ResNet training curves</h3>{curves_section(args.resnet, params)}
+<h2>Synthetic-data quality</h2>{quality_table(summary)}
+<h2>Scheduler study</h2>{study_section(study_rows)}
+<h2 id="galleries">Galleries</h2>{galleries(args, params, classes)}
+<h2>Provenance</h2>{provenance(args.params, params)}
+</body></html>
+"""
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(f".{args.out.name}.tmp")
+    tmp.write_text(page)
+    tmp.replace(args.out)
+    log.info("wrote %s (%.1f MB)", args.out, args.out.stat().st_size / 1e6)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,97 @@
+"""Stage ``study@<scheduler>``: the scheduler study — quality and cost against sampling steps.
+
+Inputs:  ``--prompts`` (data/prompts.jsonl: the first ``study.per_class`` records of each class,
+         same prompts and seeds for every scheduler), the model (as txt2img), ``--judge``
+         (models/judge), ``--real-test`` (data/real/cls/test), ``--classes``
+Outputs: ``--out`` (data/study/<scheduler>/<steps>/<class>/<id>.png: the report's galleries);
+         ``--metrics`` (metrics/study/<scheduler>.json, DVC metrics): per step count, conditional
+         accuracy, Fréchet distance to real test images (judge features) and seconds per image
+         (measured; not deterministic)
+Params:  generate.*, schedulers.<scheduler>, study.*
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from synthaug.cli import run
+from synthaug.diffusion import load_backend, make_scheduler
+from synthaug.errors import DataError
+from synthaug.images import atomic_dir, save_png
+from synthaug.params import ParamsError, load_params
+from synthaug.quality import conditional_accuracy, frechet_distance, load_images
+from synthaug.resnet import load_folder, load_trained, predict
+from synthaug.resume import read_jsonl
+
+log = logging.getLogger("study")
+
+
+def first_per_class(records: list[dict], per_class: int) -> list[dict]:
+    taken: dict[int, int] = {}
+    out = []
+    for r in records:
+        if taken.get(r["class"], 0) < per_class:
+            taken[r["class"]] = taken.get(r["class"], 0) + 1
+            out.append(r)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, required=True)
+    ap.add_argument("--scheduler", required=True)
+    ap.add_argument("--prompts", type=Path, required=True)
+    ap.add_argument("--builtin", type=Path, required=True)
+    ap.add_argument("--judge", type=Path, required=True)
+    ap.add_argument("--real-test", type=Path, required=True)
+    ap.add_argument("--classes", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    g, study = params.generate, params.study
+    if args.scheduler not in params.schedulers:
+        raise ParamsError(f"--scheduler {args.scheduler}: no schedulers.{args.scheduler} section in {args.params}")
+    options = params.schedulers[args.scheduler]
+    classes = json.loads(args.classes.read_text())
+    records = first_per_class(read_jsonl(args.prompts), study.per_class)
+    if not records:
+        raise DataError(f"{args.prompts}: no prompt records; run `dvc repro prompts`")
+    backend = load_backend(g.model, args.builtin, offline=g.offline, device=g.device, dtype=g.dtype, size=g.size,
+                           safety_checker=g.safety_checker)
+    judge, _ = load_trained(args.judge)
+    _, real_features = predict(judge, load_folder(args.real_test, classes)[0])
+    result = {}
+    with atomic_dir(args.out) as tmp:
+        for steps in study.steps:
+            files, seconds = [], 0.0
+            for i in tqdm(range(0, len(records), g.batch_size), desc=f"study {args.scheduler} {steps} steps",
+                          unit="batch"):
+                batch = records[i : i + g.batch_size]
+                scheduler, step_kwargs = make_scheduler(args.scheduler, backend.scheduler_config, options)
+                t0 = time.perf_counter()
+                out = backend.txt2img(batch, scheduler, steps, g.guidance, step_kwargs)
+                seconds += time.perf_counter() - t0
+                for record, image in zip(batch, out):
+                    files.append(tmp / str(steps) / record["name"] / f"{record['id']}.png")
+                    save_png(image, files[-1])
+            probs, feats = predict(judge, load_images(files))
+            result[f"steps_{steps}"] = {
+                "steps": steps,
+                "conditional_accuracy": round(conditional_accuracy(probs, [r["class"] for r in records]), 6),
+                "frechet_distance": round(frechet_distance(feats.numpy(), real_features.numpy()), 4),
+                "seconds_per_image": round(seconds / len(records), 5)}
+            log.info("%s, %d steps: %s", args.scheduler, steps, result[f"steps_{steps}"])
+    args.metrics.parent.mkdir(parents=True, exist_ok=True)
+    args.metrics.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    run(main)

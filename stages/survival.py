@@ -1,0 +1,61 @@
+"""Stage ``survival@<strength>``: do img2img's kept detection boxes still hold their digits?
+
+Inputs:  ``--synthetic`` (data/synthetic/img2img/<strength>/det: canvases and kept labels),
+         ``--detector`` (models/yolo/baseline/seed<k>: the baseline detector), ``--real`` (data/real)
+Outputs: ``--out`` (metrics/survival/<strength>.json, DVC metrics): ``box_survival`` — share of
+         kept boxes the detector re-finds (same class, IoU >= quality.box_iou, confidence >=
+         quality.detector_conf) — next to ``box_recall_real``, the same detector on the real source
+         canvases: survival is only meaningful relative to it.
+Params:  train_yolo.model, train_yolo.imgsz, quality.*
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from synthaug.cli import run
+from synthaug.detector import detect, load_detector
+from synthaug.errors import DataError
+from synthaug.images import read_yolo_boxes
+from synthaug.params import load_params
+from synthaug.quality import refound
+
+log = logging.getLogger("survival")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, required=True)
+    ap.add_argument("--synthetic", type=Path, required=True)
+    ap.add_argument("--detector", type=Path, required=True)
+    ap.add_argument("--real", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    if not (args.synthetic / "images").is_dir():
+        raise DataError(f"{args.synthetic}/images: no img2img detection canvases; set img2img.det: true")
+    names = yaml.safe_load((args.real / "det" / "data.yaml").read_text())["names"]
+    yolo = load_detector(args.detector, params.train_yolo.model, names)
+    result = {}
+    for key, images, labels in (("box_survival", args.synthetic / "images", args.synthetic / "labels"),
+                                ("box_recall_real", args.real / "det/images/train", args.real / "det/labels/train")):
+        files = sorted(images.glob("*.png"))
+        truth = [read_yolo_boxes(labels / f"{f.stem}.txt") for f in files]
+        found = detect(yolo, files, params.train_yolo.imgsz, params.quality.detector_conf)
+        total = sum(map(len, truth))
+        hits = sum(refound(t, d, params.quality.box_iou) for t, d in zip(truth, found))
+        result[key] = round(hits / total, 6) if total else 0.0
+        result[f"{key}_boxes"] = total
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    log.info("%s: %s", args.synthetic, result)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,56 @@
+"""Scores of synthetic images against real ones, in the judge's eyes (stages quality and study)
+and of detectors (evaluate, quality): conditional accuracy, Fréchet distance, statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import linalg
+
+from synthaug.compose import box_iou
+from synthaug.errors import DataError
+from synthaug.images import load_array
+
+
+def load_images(files: Sequence[Path]) -> torch.Tensor:
+    """uint8 NCHW RGB tensor of image files (the classifiers' input format)."""
+    if not files:
+        return torch.zeros((0, 3, 1, 1), dtype=torch.uint8)
+    return torch.from_numpy(np.stack([load_array(f, "RGB") for f in files])).permute(0, 3, 1, 2).contiguous()
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (FID's formula)."""
+    if len(a) < 2 or len(b) < 2:
+        raise DataError(f"Fréchet distance needs >= 2 images per set, got {len(a)} and {len(b)}")
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(cov_a @ cov_b)
+    if not np.isfinite(covmean).all():  # singular product (few samples): regularise as pytorch-fid does
+        eps = np.eye(len(cov_a)) * 1e-6
+        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    covmean = covmean.real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
+
+
+def conditional_accuracy(probs: torch.Tensor, labels: Sequence[int]) -> float:
+    """Share of images the judge assigns to their intended class."""
+    return float((probs.argmax(1) == torch.as_tensor(labels)).float().mean()) if len(labels) else 0.0
+
+
+def refound(truth: list[tuple[int, Sequence[float]]], found: list[tuple[int, Sequence[float]]], iou: float) -> int:
+    """How many true (class, box) a detector re-found: same class, IoU >= ``iou``, one-to-one."""
+    if not truth or not found:
+        return 0
+    ious = np.array([[box_iou(tb, fb) if tc == fc else 0.0 for fc, fb in found] for tc, tb in truth])
+    hits, used = 0, set()
+    for i in np.argsort(-ious.max(1)):  # greedy, best matches first
+        j = next((j for j in np.argsort(-ious[i]) if j not in used and ious[i, j] >= iou), None)
+        if j is not None:
+            used.add(j)
+            hits += 1
+    return hits

@@ -1,0 +1,216 @@
+"""evaluate, quality, study, summarize and report on a tiny pipeline made by the real stages, the
+assemble filter, the statistics, and the report in a real headless Chromium."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import CLASSES, error_lines, run_module, write_params
+
+
+def stage(module: str, *args: object) -> None:
+    proc = run_module(f"stages.{module}", *map(str, args))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Path:
+    """A whole tiny study laid out as dvc.yaml lays it out, every step made by its real stage."""
+    root = tmp_path_factory.mktemp("tiny")
+    p = copy.deepcopy(base_params)
+    p["txt2img"]["schedulers"] = ["ddim"]
+    p["img2img"].update(strengths=[0.5], variants_per_source=1)
+    p["variants"] = {"baseline": {"source": "none", "ratio": 0.0}, "ddim": {"source": "txt2img/ddim", "ratio": 1.0}}
+    p["train_resnet"].update(seeds=[0, 1], steps=4, batch_size=8, eval_every=2, warmup_steps=1)
+    p["train_yolo"].update(seeds=[0], epochs=1, imgsz=64, batch=4)
+    p["generate"].update(steps=2, batch_size=30)
+    p["study"].update(steps=[1, 2], per_class=2)
+    p["report"]["gallery_per_class"] = 1
+    params = write_params(root / "params.yaml", p)
+    builtin = synthetic.parent.parent / "builtin"
+    (root / "data" / "synthetic" / "txt2img").mkdir(parents=True)
+    shutil.copytree(synthetic, root / "data/synthetic/txt2img/ddim")
+    stage("img2img", "--params", params, "--strength", "0.5", "--real", small_real, "--builtin", builtin,
+          "--out", root / "data/synthetic/img2img/0.5")
+    for v in ("baseline", "ddim"):
+        source = root / "data/synthetic" / p["variants"][v]["source"]
+        stage("assemble", "--params", params, "--variant", v, "--real", small_real, "--synthetic", source,
+              "--judge", tiny_judge, "--out", root / "data/datasets" / v, "--metrics", root / f"metrics/assemble/{v}.json")
+        for seed in (0, 1):
+            stage("train_resnet", "--params", params, "--variant", v, "--seed", seed, "--data", root / "data/datasets" / v,
+                  "--out", root / f"models/resnet/{v}/seed{seed}")
+        stage("train_yolo", "--params", params, "--variant", v, "--seed", 0, "--data",
+              root / f"data/datasets/{v}/det/data.yaml", "--out", root / f"models/yolo/{v}/seed0")
+        stage("evaluate", "--params", params, "--real", small_real, "--resnet", root / f"models/resnet/{v}",
+              "--yolo", root / f"models/yolo/{v}", "--out", root / f"metrics/eval/{v}.json",
+              "--confusion", root / f"plots/confusion/{v}.csv")
+    stage("quality", "--params", params, "--synthetic", root / "data/synthetic/txt2img/ddim", "--judge", tiny_judge,
+          "--real", small_real, "--out", root / "metrics/quality/txt2img/ddim.json")
+    stage("quality", "--params", params, "--synthetic", root / "data/synthetic/img2img/0.5", "--judge", tiny_judge,
+          "--real", small_real, "--out", root / "metrics/quality/img2img/0.5.json")
+    stage("survival", "--params", params, "--synthetic", root / "data/synthetic/img2img/0.5/det", "--detector",
+          root / "models/yolo/baseline/seed0", "--real", small_real, "--out", root / "metrics/survival/0.5.json")
+    stage("study", "--params", params, "--scheduler", "ddim", "--prompts", synthetic.parent.parent / "prompts.jsonl",
+          "--builtin", builtin, "--judge", tiny_judge, "--real-test", small_real / "cls/test", "--classes",
+          small_real / "classes.json", "--out", root / "data/study/ddim", "--metrics", root / "metrics/study/ddim.json")
+    stage("summarize", "--params", params, "--eval", root / "metrics/eval", "--quality", root / "metrics/quality",
+          "--study", root / "metrics/study", "--survival", root / "metrics/survival", "--out", root / "metrics/summary.json", "--study-plot", root / "plots/study.csv")
+    stage("report", "--params", params, "--summary", root / "metrics/summary.json", "--study-plot", root / "plots/study.csv",
+          "--study", root / "data/study", "--real", small_real, "--synthetic", root / "data/synthetic",
+          "--datasets", root / "data/datasets", "--resnet", root / "models/resnet", "--out", root / "report/index.html")
+    return root
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_evaluate_reports_every_seed_on_the_test_split(tiny: Path, small_real: Path):
+    m = read(tiny / "metrics/eval/ddim.json")
+    seeds = [m["resnet"]["seed0"], m["resnet"]["seed1"]]
+    for s in seeds:
+        assert 0 <= s["accuracy"] <= 1 and 0 <= s["macro_f1"] <= 1 and list(s["per_class_accuracy"]) == CLASSES
+    assert m["resnet"]["mean_accuracy"] == pytest.approx(np.mean([s["accuracy"] for s in seeds]), abs=1e-6)
+    y = m["yolo"]["seed0"]
+    assert 0 <= y["mAP50-95"] <= y["mAP50"] <= 1 and list(y["per_class_AP50"]) == CLASSES
+    with open(tiny / "plots/confusion/ddim.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    n_test = sum(1 for _ in (small_real / "cls/test").rglob("*.png"))
+    assert len(rows) == 2 * n_test and {r["actual"] for r in rows} == set(CLASSES)
+    acc0 = np.mean([r["actual"] == r["predicted"] for r in rows if r["seed"] == "0"])
+    assert acc0 == pytest.approx(seeds[0]["accuracy"], abs=1e-6)  # the plot and the metric agree
+
+
+def test_quality_scores_synthetic_sources(tiny: Path):
+    q = read(tiny / "metrics/quality/txt2img/ddim.json")
+    assert q["images"] == 30 and 0 <= q["conditional_accuracy"] <= 1 and 0 <= q["cas"] <= 1
+    assert q["frechet_distance"] > 0 and q["seconds_per_image"] > 0 and "box_survival" not in q
+    assert "box_survival" not in read(tiny / "metrics/quality/img2img/0.5.json")
+    i = read(tiny / "metrics/survival/0.5.json")
+    labels = list((tiny / "data/synthetic/img2img/0.5/det/labels").glob("*.txt"))
+    assert i["box_survival_boxes"] == sum(len(f.read_text().splitlines()) for f in labels) > 0
+    assert 0 <= i["box_survival"] <= 1 and 0 <= i["box_recall_real"] <= 1
+
+
+def test_study_uses_the_same_prompts_for_every_step_count(tiny: Path):
+    m = read(tiny / "metrics/study/ddim.json")
+    assert list(m) == ["steps_1", "steps_2"] and all(0 <= v["conditional_accuracy"] <= 1 for v in m.values())
+    one, two = (sorted(str(f.relative_to(tiny / "data/study/ddim" / s)) for f in (tiny / "data/study/ddim" / s).rglob("*.png"))
+                for s in ("1", "2"))
+    assert one == two and len(one) == 2 * len(CLASSES)
+    a = np.asarray(Image.open(tiny / "data/study/ddim/1" / one[0]))
+    b = np.asarray(Image.open(tiny / "data/study/ddim/2" / one[0]))
+    assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_summary_means_intervals_and_paired_differences(tiny: Path):
+    from scipy import stats
+
+    s = read(tiny / "metrics/summary.json")
+    base, ddim = read(tiny / "metrics/eval/baseline.json"), read(tiny / "metrics/eval/ddim.json")
+    diffs = [ddim["resnet"][f"seed{k}"]["accuracy"] - base["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)]
+    row = s["variants"]["ddim"]["accuracy"]["diff_vs_baseline"]
+    assert row["mean"] == pytest.approx(np.mean(diffs), abs=1e-6) and row["n"] == 2
+    assert row["ci95"] == pytest.approx(stats.t.ppf(0.975, 1) * np.std(diffs, ddof=1) / np.sqrt(2), abs=1e-6)
+    assert s["variants"]["ddim"]["mAP50"]["ci95"] is None  # one YOLO seed: no interval
+    assert "diff_vs_baseline" not in s["variants"]["baseline"]["accuracy"]
+    assert set(s["quality"]) == {"txt2img/ddim", "img2img/0.5"} and "box_survival" in s["quality"]["img2img/0.5"]
+    with open(tiny / "plots/study.csv") as fh:
+        assert [(r["scheduler"], r["steps"]) for r in csv.DictReader(fh)] == [("ddim", "1"), ("ddim", "2")]
+
+
+def test_mean_ci_and_frechet_distance_values():
+    from stages.summarize import mean_ci
+    from synthaug.quality import frechet_distance
+
+    assert mean_ci([1.0, 2.0, 3.0]) == {"mean": 2.0, "ci95": pytest.approx(2.484138, abs=1e-6), "n": 3}
+    assert mean_ci([0.5]) == {"mean": 0.5, "ci95": None, "n": 1}
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 3))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(a, a + np.array([2.0, 0, 0])) == pytest.approx(4.0, abs=1e-6)  # mean shift²
+
+
+def test_assemble_filter_drops_low_confidence_images(tmp_path: Path, base_params, small_real, synthetic, tiny_judge):
+    from synthaug.resnet import load_trained, predict
+    from synthaug.quality import load_images
+    from synthaug.images import image_folder
+
+    files = image_folder(synthetic, CLASSES)
+    probs, _ = predict(load_trained(tiny_judge)[0], load_images([f for f, _ in files]))
+    conf = sorted(float(probs[i, k]) for i, (_, k) in enumerate(files))
+    threshold = (conf[9] + conf[10]) / 2  # drops exactly the 10 least confident
+    p = copy.deepcopy(base_params)
+    p["filter"]["min_confidence"] = threshold
+    write_params(tmp_path / "p.yaml", p)
+    proc = run_module("stages.assemble", "--params", str(tmp_path / "p.yaml"), "--variant", "ddim", "--real",
+                      str(small_real), "--synthetic", str(synthetic), "--judge", str(tiny_judge), "--out",
+                      str(tmp_path / "ddim"), "--metrics", str(tmp_path / "m.json"))
+    assert proc.returncode == 0, proc.stderr
+    f = read(tmp_path / "m.json")["filter"]
+    assert (f["kept"], f["dropped"], f["rejection_rate"]) == (20, 10, pytest.approx(1 / 3, abs=1e-6))
+    assert sum(c["kept"] for c in f["per_class"].values()) == 20
+    assert sum(1 for _ in (tmp_path / "ddim/cls/synthetic").rglob("*.png")) == 20
+    p["filter"]["min_confidence"] = 1.0
+    write_params(tmp_path / "p.yaml", p)
+    proc = run_module("stages.assemble", "--params", str(tmp_path / "p.yaml"), "--variant", "ddim", "--real",
+                      str(small_real), "--synthetic", str(synthetic), "--judge", str(tiny_judge), "--out",
+                      str(tmp_path / "d2"), "--metrics", str(tmp_path / "m2.json"))
+    assert proc.returncode == 1 and "lower filter.min_confidence" in error_lines(proc)[0]
+    assert not (tmp_path / "d2").exists()
+
+
+def test_report_is_self_contained(tiny: Path):
+    page = (tiny / "report/index.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)  # nothing fetched from a network
+    assert "<script" not in page and page.count('src="data:image/png;base64,') >= 8
+    for anchor in ('id="results"', 'id="quality"', 'id="study"', 'id="study-plot"', "class='gallery'", 'id="provenance"'):
+        assert anchor.replace("'", '"') in page.replace("'", '"')
+
+
+CHECK = """<script>
+window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const visible = sel => [...document.querySelectorAll(sel)].filter(e => e.offsetHeight > 0 && e.offsetWidth > 0).length;
+  const out = {images: imgs.length, broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length,
+               results_rows: document.querySelectorAll('#results tbody tr').length,
+               galleries: visible('.gallery'), tables: visible('table')};
+  const pre = document.createElement('pre'); pre.id = 'check'; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert exe, "chromium is missing: `make test` installs Debian's chromium (apt-get install chromium)"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+    return subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=180)
+
+
+def test_report_renders_in_headless_chromium(tiny: Path, tmp_path: Path):
+    page = (tiny / "report/index.html").read_text()
+    probe = tmp_path / "probe.html"  # the report plus a load-time check, so the DOM dump carries the verdict
+    probe.write_text(page.replace("</body>", CHECK + "</body>"))
+    proc = chromium("--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
+    found = re.search(r'<pre id="check">(.*?)</pre>', proc.stdout)
+    assert found, proc.stderr[-2000:]
+    check = json.loads(found.group(1))
+    assert check["broken"] == 0 and check["images"] >= 8
+    assert check["results_rows"] == 2 and check["galleries"] == 3 and check["tables"] >= 6
+    shot = tmp_path / "report.png"
+    proc = chromium(f"--screenshot={shot}", "--window-size=1280,2400", (tiny / "report/index.html").as_uri())
+    assert shot.is_file(), proc.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    assert pixels.shape == (2400, 1280) and pixels.std() > 10  # something was drawn, not a blank page
