@@ -4,7 +4,8 @@ Inputs:  ``--summary`` (metrics/summary.json), ``--study-plot`` (plots/study.csv
          (data/study: scheduler × steps images), ``--real`` (data/real), ``--synthetic``
          (data/synthetic), ``--datasets`` (data/datasets: X-Paste canvases), ``--resnet``
          (models/resnet: training curves), ``--params``
-Outputs: ``--out`` (report/index.html): galleries (same prompts and seeds per scheduler and step
+Outputs: ``--markdown`` (report/results.md: the tables, for the README);
+         ``--out`` (report/index.html): galleries (same prompts and seeds per scheduler and step
          count; img2img strengths next to their source, boxes drawn; X-Paste canvases), the
          results table (gain vs baseline with 95% CI), synthetic-data quality, the scheduler study
          (table and plots), provenance (model, params hash, git revision, per-stage timings).
@@ -189,6 +190,32 @@ def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> s
     return "".join(out) + "</table>"
 
 
+def markdown(summary: dict, study_rows: list[dict]) -> str:
+    """The results and study tables as Markdown, for the README to quote."""
+    def cell(row: dict | None, signed: bool = False) -> str:
+        if row is None:
+            return "—"
+        text = f"{row['mean']:+.3f}" if signed else f"{row['mean']:.3f}"
+        return text + (f" ± {row['ci95']:.3f}" if row["ci95"] is not None else " (1 seed)")
+
+    lines = ["| variant | " + " | ".join(f"{label} | Δ vs baseline" for label in METRIC_LABELS.values()) + " |",
+             "|---" * (1 + 2 * len(METRIC_LABELS)) + "|"]
+    for name, v in summary["variants"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{cell(v[m])} | {cell(v[m].get('diff_vs_baseline'), True)}"
+                                                   for m in METRIC_LABELS) + " |")
+    lines += ["", "| source | conditional accuracy | Fréchet distance | CAS | s / image | box survival | detector recall on real |",
+              "|---|---|---|---|---|---|---|"]
+    for source, q in summary["quality"].items():
+        get = lambda k, f: f.format(q[k]) if k in q else "—"  # noqa: E731
+        lines.append(f"| {source} | {get('conditional_accuracy', '{:.3f}')} | {get('frechet_distance', '{:.2f}')} | "
+                     f"{get('cas', '{:.3f}')} | {get('seconds_per_image', '{:.4f}')} | {get('box_survival', '{:.3f}')} | "
+                     f"{get('box_recall_real', '{:.3f}')} |")
+    lines += ["", "| scheduler | steps | conditional accuracy | Fréchet distance | s / image |", "|---|---|---|---|---|"]
+    lines += [f"| {r['scheduler']} | {r['steps']} | {float(r['conditional_accuracy']):.3f} | "
+              f"{float(r['frechet_distance']):.2f} | {float(r['seconds_per_image']):.4f} |" for r in study_rows]
+    return "\n".join(lines) + "\n"
+
+
 def provenance(params_path: Path, params: Params) -> str:
     digest = hashlib.sha256(params_path.read_bytes()).hexdigest()[:16]
     try:
@@ -214,7 +241,7 @@ def provenance(params_path: Path, params: Params) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("params", "summary", "study-plot", "study", "real", "synthetic", "datasets", "resnet", "out"):
+    for name in ("params", "summary", "study-plot", "study", "real", "synthetic", "datasets", "resnet", "out", "markdown"):
         ap.add_argument(f"--{name}", type=Path, required=True)
     args = ap.parse_args(argv)
     params = load_params(args.params)
@@ -243,6 +270,7 @@ images, the same budget for every variant, evaluated on the same real test split
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     tmp.write_text(page)
     tmp.replace(args.out)
+    args.markdown.write_text(markdown(summary, study_rows))
     log.info("wrote %s (%.1f MB)", args.out, args.out.stat().st_size / 1e6)
 
 

@@ -90,7 +90,7 @@ def synthetic(tmp_path_factory, base_params) -> Path:
 def tiny_judge(tmp_path_factory, base_params, small_real) -> Path:
     """The judge stage, a few steps on small_real's train split (its pool is empty)."""
     params = copy.deepcopy(base_params)
-    params["judge"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1)
+    params["judge"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1, lr=0.001)  # unsaturated scores
     tmp = tmp_path_factory.mktemp("judge")
     proc = run_module("stages.judge", "--params", str(write_params(tmp / "p.yaml", params)), "--train",
                       str(small_real / "cls" / "train"), "--val", str(small_real / "cls" / "val"), "--classes",
