@@ -4,7 +4,8 @@ Inputs:  ``--summary`` (metrics/summary.json), ``--study-plot`` (plots/study.csv
          (data/study: scheduler × steps images), ``--real`` (data/real), ``--synthetic``
          (data/synthetic), ``--datasets`` (data/datasets: X-Paste canvases), ``--resnet``
          (models/resnet: training curves), ``--params``
-Outputs: ``--markdown`` (report/results.md: the tables, for the README);
+Outputs: ``--markdown`` (report/results.md) and ``--study-png`` (report/study.png): the tables
+         and the scheduler-study plot, for the README;
          ``--out`` (report/index.html): galleries (same prompts and seeds per scheduler and step
          count; img2img strengths next to their source, boxes drawn; X-Paste canvases), the
          results table (gain vs baseline with 95% CI), synthetic-data quality, the scheduler study
@@ -111,7 +112,7 @@ def quality_table(summary: dict) -> str:
     return f'<table id="quality"><thead><tr><th>source</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def study_section(rows: list[dict]) -> str:
+def study_section(rows: list[dict], png: Path) -> str:
     schedulers = sorted({r["scheduler"] for r in rows}, key=[r["scheduler"] for r in rows].index)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for ax, (key, label) in zip(axes, (("conditional_accuracy", "conditional accuracy ↑"),
@@ -124,10 +125,12 @@ def study_section(rows: list[dict]) -> str:
         ax.set_title(label)
         ax.grid(alpha=0.3)
     axes[0].legend()
+    uri = figure_uri(fig)
+    png.write_bytes(base64.b64decode(uri.split(",", 1)[1]))  # the same plot, for the README
     body = "".join(f"<tr><td>{html.escape(r['scheduler'])}</td><td>{r['steps']}</td>"
                    f"<td>{float(r['conditional_accuracy']):.3f}</td><td>{float(r['frechet_distance']):.2f}</td>"
                    f"<td>{float(r['seconds_per_image']):.4f}</td></tr>" for r in rows)
-    return (f'<figure class="plot"><img id="study-plot" alt="scheduler study" src="{figure_uri(fig)}" '
+    return (f'<figure class="plot"><img id="study-plot" alt="scheduler study" src="{uri}" '
             'width="100%"><figcaption>Quality and cost against sampling steps, one line per scheduler.'
             '</figcaption></figure><table id="study"><thead><tr><th>scheduler</th><th>steps</th>'
             "<th>conditional accuracy</th><th>Fréchet distance</th><th>s / image</th></tr></thead>"
@@ -241,7 +244,8 @@ def provenance(params_path: Path, params: Params) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("params", "summary", "study-plot", "study", "real", "synthetic", "datasets", "resnet", "out", "markdown"):
+    for name in ("params", "summary", "study-plot", "study", "real", "synthetic", "datasets", "resnet", "out",
+                 "markdown", "study-png"):
         ap.add_argument(f"--{name}", type=Path, required=True)
     args = ap.parse_args(argv)
     params = load_params(args.params)
@@ -251,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     classes = json.loads((args.real / "classes.json").read_text())
     with open(args.study_plot) as fh:
         study_rows = list(csv.DictReader(fh))
+    for path in (args.out, args.markdown, args.study_png):
+        path.parent.mkdir(parents=True, exist_ok=True)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>synthaug report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>
@@ -261,12 +267,11 @@ images, the same budget for every variant, evaluated on the same real test split
 <h2 id="results-heading">Results</h2>{results_table(summary)}
 <h3>ResNet training curves</h3>{curves_section(args.resnet, params)}
 <h2>Synthetic-data quality</h2>{quality_table(summary)}
-<h2>Scheduler study</h2>{study_section(study_rows)}
+<h2>Scheduler study</h2>{study_section(study_rows, args.study_png)}
 <h2 id="galleries">Galleries</h2>{galleries(args, params, classes)}
 <h2>Provenance</h2>{provenance(args.params, params)}
 </body></html>
 """
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     tmp.write_text(page)
     tmp.replace(args.out)

@@ -69,7 +69,7 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Pa
     stage("report", "--params", params, "--summary", root / "metrics/summary.json", "--study-plot", root / "plots/study.csv",
           "--study", root / "data/study", "--real", small_real, "--synthetic", root / "data/synthetic",
           "--datasets", root / "data/datasets", "--resnet", root / "models/resnet", "--out", root / "report/index.html",
-          "--markdown", root / "report/results.md")
+          "--markdown", root / "report/results.md", "--study-png", root / "report/study.png")
     return root
 
 
@@ -181,6 +181,7 @@ def test_report_markdown_quotes_the_summary(tiny: Path):
     s = read(tiny / "metrics/summary.json")
     acc = s["variants"]["ddim"]["accuracy"]
     assert f"| ddim | {acc['mean']:.3f} ± {acc['ci95']:.3f} |" in md and "| ddim | 1 |" in md
+    assert Image.open(tiny / "report/study.png").size[0] > 500
 
 
 def test_report_is_self_contained(tiny: Path):
