@@ -27,18 +27,11 @@ from synthaug.cli import run
 from synthaug.errors import DataError
 from synthaug.images import image_folder
 from synthaug.params import Params, load_params
-from synthaug.quality import conditional_accuracy, frechet_distance, load_images
-from synthaug.resnet import accuracy, build_resnet, load_folder, load_trained, predict, train
+from synthaug.quality import judge_scores
+from synthaug.resnet import accuracy, build_resnet, load_folder, load_images, load_trained, predict, train
 from synthaug.resume import read_jsonl
 
 log = logging.getLogger("quality")
-
-
-def judge_scores(judge: torch.nn.Module, images: torch.Tensor, labels: Sequence[int],
-                 real_features: torch.Tensor) -> dict:
-    probs, feats = predict(judge, images)
-    return {"images": len(labels), "conditional_accuracy": round(conditional_accuracy(probs, labels), 6),
-            "frechet_distance": round(frechet_distance(feats.numpy(), real_features.numpy()), 4)}
 
 
 def classification_accuracy_score(images: torch.Tensor, labels: torch.Tensor, real: Path, classes: list[str],

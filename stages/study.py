@@ -26,8 +26,8 @@ from synthaug.diffusion import load_backend, make_scheduler
 from synthaug.errors import DataError
 from synthaug.images import atomic_dir, save_png
 from synthaug.params import ParamsError, load_params
-from synthaug.quality import conditional_accuracy, frechet_distance, load_images
-from synthaug.resnet import load_folder, load_trained, predict
+from synthaug.quality import judge_scores
+from synthaug.resnet import load_folder, load_images, load_trained, predict
 from synthaug.resume import read_jsonl
 
 log = logging.getLogger("study")
@@ -82,12 +82,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for record, image in zip(batch, out):
                     files.append(tmp / str(steps) / record["name"] / f"{record['id']}.png")
                     save_png(image, files[-1])
-            probs, feats = predict(judge, load_images(files))
-            result[f"steps_{steps}"] = {
-                "steps": steps,
-                "conditional_accuracy": round(conditional_accuracy(probs, [r["class"] for r in records]), 6),
-                "frechet_distance": round(frechet_distance(feats.numpy(), real_features.numpy()), 4),
-                "seconds_per_image": round(seconds / len(records), 5)}
+            scores = judge_scores(judge, load_images(files), [r["class"] for r in records], real_features)
+            result[f"steps_{steps}"] = {"steps": steps, "conditional_accuracy": scores["conditional_accuracy"],
+                                        "frechet_distance": scores["frechet_distance"],
+                                        "seconds_per_image": round(seconds / len(records), 5)}
             log.info("%s, %d steps: %s", args.scheduler, steps, result[f"steps_{steps}"])
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(result, indent=2) + "\n")

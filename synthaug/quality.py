@@ -4,7 +4,6 @@ and of detectors (evaluate, quality): conditional accuracy, Fréchet distance, s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,14 +11,7 @@ from scipy import linalg
 
 from synthaug.compose import box_iou
 from synthaug.errors import DataError
-from synthaug.images import load_array
-
-
-def load_images(files: Sequence[Path]) -> torch.Tensor:
-    """uint8 NCHW RGB tensor of image files (the classifiers' input format)."""
-    if not files:
-        return torch.zeros((0, 3, 1, 1), dtype=torch.uint8)
-    return torch.from_numpy(np.stack([load_array(f, "RGB") for f in files])).permute(0, 3, 1, 2).contiguous()
+from synthaug.resnet import predict
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -54,3 +46,11 @@ def refound(truth: list[tuple[int, Sequence[float]]], found: list[tuple[int, Seq
             used.add(j)
             hits += 1
     return hits
+
+
+def judge_scores(judge: torch.nn.Module, images: torch.Tensor, labels: Sequence[int],
+                 real_features: torch.Tensor) -> dict:
+    """Conditional accuracy and Fréchet distance (to ``real_features``) of labelled images."""
+    probs, feats = predict(judge, images)
+    return {"images": len(labels), "conditional_accuracy": round(conditional_accuracy(probs, labels), 6),
+            "frechet_distance": round(frechet_distance(feats.numpy(), real_features.numpy()), 4)}

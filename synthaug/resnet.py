@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +33,17 @@ def build_resnet(cfg: ResnetBudget, n_classes: int, pretrained: bool = True) -> 
     return net
 
 
+def load_images(files: Sequence[Path]) -> torch.Tensor:
+    """uint8 NCHW RGB tensor of image files (the classifiers' input format)."""
+    if not files:
+        return torch.zeros((0, 3, 1, 1), dtype=torch.uint8)
+    return torch.from_numpy(np.stack([load_array(f, "RGB") for f in files])).permute(0, 3, 1, 2).contiguous()
+
+
 def load_folder(root: Path, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 NCHW RGB images and labels of an ImageFolder split (empty tensors if none)."""
     files = image_folder(root, classes) if root.is_dir() else []
-    if not files:
-        return torch.zeros((0, 3, 1, 1), dtype=torch.uint8), torch.zeros(0, dtype=torch.long)
-    x = np.stack([load_array(f, "RGB") for f, _ in files])
-    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.tensor([k for _, k in files])
+    return load_images([f for f, _ in files]), torch.tensor([k for _, k in files], dtype=torch.long)
 
 
 def normalise(x: torch.Tensor) -> torch.Tensor:

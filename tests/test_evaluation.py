@@ -144,8 +144,7 @@ def test_mean_ci_and_frechet_distance_values():
 
 
 def test_assemble_filter_drops_low_confidence_images(tmp_path: Path, base_params, small_real, synthetic, tiny_judge):
-    from synthaug.resnet import load_trained, predict
-    from synthaug.quality import load_images
+    from synthaug.resnet import load_images, load_trained, predict
     from synthaug.images import image_folder
 
     files = image_folder(synthetic, CLASSES)
