@@ -75,14 +75,19 @@ def strip(files: Sequence[Path], boxes: Sequence[Sequence[Sequence[float]]] | No
     return f'<img alt="gallery row" src="{data_uri(sheet)}" width="{sheet.width}">'
 
 
-def fmt(row: dict | None, signed: bool = False) -> str:
+def mean_text(row: dict | None, signed: bool = False) -> str:
+    """``mean ± half-width`` of a summary row, ``(1 seed)`` where there is no interval."""
     if row is None:
         return "—"
-    mean, half = row["mean"], row["ci95"]
-    text = f"{mean:+.3f}" if signed else f"{mean:.3f}"
-    text += f" ± {half:.3f}" if half is not None else ' <span class="muted">(1 seed)</span>'
-    if signed and half is not None and abs(mean) > half:
-        return f'<span class="{"gain" if mean > 0 else "loss"}">{text}</span>'
+    text = f"{row['mean']:+.3f}" if signed else f"{row['mean']:.3f}"
+    return text + (f" ± {row['ci95']:.3f}" if row["ci95"] is not None else " (1 seed)")
+
+
+def fmt(row: dict | None, signed: bool = False) -> str:
+    """:func:`mean_text` for HTML: a difference whose interval excludes 0 is coloured."""
+    text = html.escape(mean_text(row, signed)).replace("(1 seed)", '<span class="muted">(1 seed)</span>')
+    if signed and row is not None and row["ci95"] is not None and abs(row["mean"]) > row["ci95"]:
+        return f'<span class="{"gain" if row["mean"] > 0 else "loss"}">{text}</span>'
     return text
 
 
@@ -195,16 +200,11 @@ def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> s
 
 def markdown(summary: dict, study_rows: list[dict]) -> str:
     """The results and study tables as Markdown, for the README to quote."""
-    def cell(row: dict | None, signed: bool = False) -> str:
-        if row is None:
-            return "—"
-        text = f"{row['mean']:+.3f}" if signed else f"{row['mean']:.3f}"
-        return text + (f" ± {row['ci95']:.3f}" if row["ci95"] is not None else " (1 seed)")
-
     lines = ["| variant | " + " | ".join(f"{label} | Δ vs baseline" for label in METRIC_LABELS.values()) + " |",
              "|---" * (1 + 2 * len(METRIC_LABELS)) + "|"]
     for name, v in summary["variants"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{cell(v[m])} | {cell(v[m].get('diff_vs_baseline'), True)}"
+        lines.append(f"| {name} | " + " | ".join(f"{mean_text(v[m])} | "
+                                                   f"{mean_text(v[m].get('diff_vs_baseline'), True)}"
                                                    for m in METRIC_LABELS) + " |")
     lines += ["", "| source | conditional accuracy | Fréchet distance | CAS | s / image | box survival | detector recall on real |",
               "|---|---|---|---|---|---|---|"]
