@@ -33,7 +33,7 @@ from synthaug.params import load_params  # noqa: E402
 def stage(params_path: Path, prompts: Path, model: Path, scheduler: str, out: Path) -> float:
     t0 = time.perf_counter()
     txt2img.main(["--params", str(params_path), "--scheduler", scheduler, "--prompts", str(prompts),
-                  "--builtin", str(model), "--out", str(out)])
+                  "--builtin", str(model), "--out", str(out), "--metrics", str(out.with_suffix(".json"))])
     return time.perf_counter() - t0
 
 

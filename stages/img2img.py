@@ -4,7 +4,8 @@ Inputs:  ``--real`` (data/real): ``cls/train`` images and ``det/{images,labels}/
          model (``generate.model``, ``builtin`` = ``--builtin``)
 Outputs: ``--out`` (data/synthetic/img2img/<strength>): ``cls/<class>/<source>-v<k>.png`` (label kept)
          and ``det/images|labels/<source>-v<k>.*`` (boxes kept), each part with ``manifest.jsonl``
-         (source file, strength, seed, class or boxes). Resumable like txt2img.
+         (source file, strength, seed, class or boxes); ``--metrics``: measured seconds per image.
+         Resumable, and shared out over launched processes, like txt2img.
 Params:  seed, data.image_size, data.channels, data.det_image_size, generate.*, img2img.* (but
          strengths), prompts.templates, prompts.negative_prompt
 Inputs of any size are letterboxed to the model's size and the result resized back. Detection with
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,11 +27,12 @@ from PIL import Image
 
 from synthaug.cli import run
 from synthaug.compose import border_distance
-from synthaug.diffusion import Backend, load_backend, make_scheduler
+from synthaug.diffusion import Backend, backend_for, make_scheduler
 from synthaug.errors import DataError
 from synthaug.images import image_folder, letterbox, read_yolo_boxes, save_png
+from synthaug.launch import process_group
 from synthaug.params import Params, load_params
-from synthaug.resume import BatchJournal, digest_files, run_batches, stable_seed
+from synthaug.resume import BatchJournal, digest_files, run_batches, stable_seed, write_timing
 
 log = logging.getLogger("img2img")
 CELL = 28 / 20  # an MNIST digit's ink spans ~20 of its 28 px cell: crop that much context around a box
@@ -90,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--real", type=Path, required=True)
     ap.add_argument("--builtin", type=Path, required=True, help="folder of the builtin model")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True, help="sampling time (JSON)")
     args = ap.parse_args(argv)
     params = load_params(args.params)
     g, p, d = params.generate, params.img2img, params.data
@@ -110,30 +112,29 @@ def main(argv: Sequence[str] | None = None) -> None:
                                                                           det_dir / "images" / "train",
                                                                           det_dir / "labels" / "train"]),
                    "model": digest_files([args.builtin]) if g.model == "builtin" else g.model}
-    journal = BatchJournal(args.out, fingerprint)
-    backend = load_backend(g.model, args.builtin, offline=g.offline, device=g.device, dtype=g.dtype, size=g.size,
-                           safety_checker=g.safety_checker)
+    group = process_group(g.device, params.launch.sampling)
+    with group.main_process_first():  # only the main process may wipe a stale output
+        journal = BatchJournal(args.out, fingerprint)
+    backend = backend_for(g, args.builtin, group)
     make_scheduler(p.scheduler, backend.scheduler_config, options)  # fail on bad options before work
     mode = "L" if d.channels == 1 else "RGB"
 
-    def sample(images: list[np.ndarray], records: list[dict]) -> tuple[np.ndarray, float]:
+    def sample(images: list[np.ndarray], records: list[dict]) -> np.ndarray:
         scheduler, step_kwargs = make_scheduler(p.scheduler, backend.scheduler_config, options)
-        t0 = time.perf_counter()
-        out = backend.img2img(np.stack(images), records, scheduler, g.steps, g.guidance, step_kwargs, strength)
-        return out, round((time.perf_counter() - t0) / len(records), 5)
+        return backend.img2img(np.stack(images), records, scheduler, g.steps, g.guidance, step_kwargs, strength)
 
     cls_items = [(f, k, v) for f, k in cls_sources for v in range(p.variants_per_source)]
 
     def cls_work(batch: Sequence[tuple[Path, int, int]]) -> list[dict]:
         records = [prompt_record(params, [classes[k]], stable_seed(params.seed, "img2img", f.name, v), k)
                    for f, k, v in batch]
-        out, per_image = sample([to_model(Image.open(f), backend) for f, _, _ in batch], records)
+        out = sample([to_model(Image.open(f), backend) for f, _, _ in batch], records)
         rows = []
         for (f, k, v), rec, image in zip(batch, records, out):
             rel = f"{classes[k]}/{f.stem}-v{v}.png"
             save_png(from_model(image, d.image_size, mode), args.out / "cls" / rel)
             rows.append({"file": rel, "source": f"cls/train/{classes[k]}/{f.name}", "class": k, "name": classes[k],
-                         "strength": strength, "seed": rec["seed"], "seconds_per_image": per_image})
+                         "strength": strength, "seed": rec["seed"]})
         return rows
 
     det_items = [(f, v) for f in det_sources for v in range(p.variants_per_source)]
@@ -146,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             records = [prompt_record(params, sorted({classes[c] for c, _ in bx}) or ["nothing"],
                                      stable_seed(params.seed, "img2img-det", f.name, v), -1)
                        for (f, v), bx in zip(batch, boxes)]
-            out, per_image = sample([to_model(Image.fromarray(c), backend) for c in canvases], records)
+            out = sample([to_model(Image.fromarray(c), backend) for c in canvases], records)
             results = [np.asarray(from_model(o, size, "RGB")) for o in out]
         else:
             crops, records, where = [], [], []
@@ -161,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                                  stable_seed(params.seed, "img2img-det", f.name, v, j), c))
                     where.append((i, x, y, side, mask, bg, ink))
             results = [c.astype(np.float64) for c in canvases]
-            out, per_image = sample(crops, records) if crops else ([], 0.0)
+            out = sample(crops, records) if crops else []
             for (i, x, y, side, old, bg, ink), new in zip(where, out):
                 a = (np.asarray(from_model(new, side, "L"), dtype=np.float64) / 255.0)[..., None]
                 region = results[i][y : y + side, x : x + side]
@@ -177,14 +178,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             label.write_bytes((det_dir / "labels" / "train" / f"{f.stem}.txt").read_bytes())
             rows.append({"file": f"images/{stem}.png", "source": f"det/images/train/{f.name}", "strength": strength,
                          "seed": stable_seed(params.seed, "img2img-det", f.name, v),
-                         "boxes": [[c, *map(lambda t: round(t, 6), b)] for c, b in bx],
-                         "seconds_per_image": per_image})
+                         "boxes": [[c, *map(lambda t: round(t, 6), b)] for c, b in bx]})
         return rows
 
-    cls_keys = run_batches(journal, cls_items, g.batch_size, "cls", cls_work, f"img2img@{strength:g} cls")
-    det_keys = run_batches(journal, det_items, g.batch_size, "det", det_work, f"img2img@{strength:g} det")
-    n = journal.finish({args.out / "cls" / "manifest.jsonl": cls_keys, args.out / "det" / "manifest.jsonl": det_keys})
-    log.info("wrote %d images to %s", n, args.out)
+    cls_keys = run_batches(journal, cls_items, g.batch_size, "cls", cls_work, f"img2img@{strength:g} cls", group)
+    det_keys = run_batches(journal, det_items, g.batch_size, "det", det_work, f"img2img@{strength:g} det", group)
+    if group.is_main_process:
+        manifests = {part: args.out / part / "manifest.jsonl" for part in ("cls", "det")}
+        totals = journal.finish({manifests["cls"]: cls_keys, manifests["det"]: det_keys})
+        write_timing(args.metrics, {part: totals[m] for part, m in manifests.items()}, group.num_processes)
+        log.info("wrote %d images to %s", len(cls_items) + len(det_items), args.out)
 
 
 if __name__ == "__main__":

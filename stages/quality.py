@@ -1,6 +1,7 @@
 """Stage ``quality_txt2img@<scheduler>`` / ``quality_img2img@<strength>``: how good one synthetic source is.
 
-Inputs:  ``--synthetic`` (data/synthetic/<kind>/<name>: images + ``manifest.jsonl``), ``--judge``
+Inputs:  ``--synthetic`` (data/synthetic/<kind>/<name>: images + ``manifest.jsonl``), ``--timing``
+         (metrics/generate/<kind>/<name>.json), ``--judge``
          (models/judge), ``--real`` (data/real: ``cls/test``, ``cls/val``, ``classes.json``)
 Outputs: ``--out`` (metrics/quality/<kind>/<name>.json, DVC metrics):
          ``conditional_accuracy`` — share the judge assigns to their intended class;
@@ -8,7 +9,7 @@ Outputs: ``--out`` (metrics/quality/<kind>/<name>.json, DVC metrics):
          penultimate-layer features (FID's formula; biased upwards at these sample sizes, so
          compare sources at equal counts only); ``cas`` — classification accuracy score: a ResNet
          trained on the synthetic images alone with train_resnet's budget, tested on real test;
-         ``seconds_per_image`` — sampling cost from the manifest (measured, so not deterministic).
+         ``seconds_per_image`` — sampling cost from ``--timing`` (measured, so not deterministic).
 Params:  seed, train_resnet (budget)
 """
 
@@ -20,7 +21,6 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from synthaug.cli import run
@@ -29,7 +29,6 @@ from synthaug.images import image_folder
 from synthaug.params import Params, load_params
 from synthaug.quality import judge_scores
 from synthaug.resnet import accuracy, build_resnet, load_folder, load_images, load_trained, predict, train
-from synthaug.resume import read_jsonl
 
 log = logging.getLogger("quality")
 
@@ -49,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, required=True)
     ap.add_argument("--synthetic", type=Path, required=True)
+    ap.add_argument("--timing", type=Path, required=True, help="the generation stage's sampling-time metrics")
     ap.add_argument("--judge", type=Path, required=True)
     ap.add_argument("--real", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
@@ -66,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     real_x, _ = load_folder(args.real / "cls" / "test", classes)
     _, real_features = predict(judge, real_x)
     result = judge_scores(judge, images, labels.tolist(), real_features)
-    rows = read_jsonl(manifest)
-    result["seconds_per_image"] = round(float(np.mean([r["seconds_per_image"] for r in rows])), 5)
+    timing = json.loads(args.timing.read_text())
+    result["seconds_per_image"] = timing["cls" if "cls" in timing else "images"]["seconds_per_image"]
     result["cas"] = round(classification_accuracy_score(images, labels, args.real, classes, params), 6)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

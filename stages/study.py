@@ -7,7 +7,7 @@ Outputs: ``--out`` (data/study/<scheduler>/<steps>/<class>/<id>.png: the report'
          ``--metrics`` (metrics/study/<scheduler>.json, DVC metrics): per step count, conditional
          accuracy, Fréchet distance to real test images (judge features) and seconds per image
          (measured; not deterministic)
-Params:  generate.*, schedulers.<scheduler>, study.*
+Params:  generate.*, schedulers.<scheduler>, study.*, launch.sampling.threads (as txt2img)
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from synthaug.cli import run
-from synthaug.diffusion import load_backend, make_scheduler
+from synthaug.diffusion import backend_for, make_scheduler
 from synthaug.errors import DataError
 from synthaug.images import atomic_dir, save_png
 from synthaug.params import ParamsError, load_params
@@ -64,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     records = first_per_class(read_jsonl(args.prompts), study.per_class)
     if not records:
         raise DataError(f"{args.prompts}: no prompt records; run `dvc repro prompts`")
-    backend = load_backend(g.model, args.builtin, offline=g.offline, device=g.device, dtype=g.dtype, size=g.size,
-                           safety_checker=g.safety_checker)
+    torch.set_num_threads(params.launch.sampling.threads)  # the same images as txt2img's on any machine
+    backend = backend_for(g, args.builtin)
     judge, _ = load_trained(args.judge)
     _, real_features = predict(judge, load_folder(args.real_test, classes)[0])
     result = {}

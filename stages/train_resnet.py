@@ -3,10 +3,13 @@
 Inputs:  ``--data`` (data/datasets/<variant>): ``cls/train`` (real), ``cls/synthetic``, ``cls/val``
 Outputs: ``--out`` (models/resnet/<variant>/seed<k>): ``model.safetensors``, ``config.json`` (the
          resolved config), ``history.csv`` (step, train loss, val accuracy; a DVC plot)
-Params:  train_resnet.* (but seeds), variants.<variant>.ratio, data.image_size
+Params:  train_resnet.* (but seeds), variants.<variant>.ratio, data.image_size,
+         launch.training.processes, launch.training.threads
 Every variant gets the same fixed budget — steps, batch size, schedule — so a gain cannot come
 from training longer; each batch draws round(batch × ratio / (1 + ratio)) synthetic images and the
-rest real ones. Deterministic on CPU for a given seed.
+rest real ones. Deterministic on CPU for a given seed, process count and thread count. Under
+``python -m synthaug.launch training`` it is DDP over launch.training.processes processes with
+the same global batch and steps; the main process alone writes ``--out``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +26,8 @@ import torch
 
 from synthaug.cli import run
 from synthaug.errors import DataError
-from synthaug.params import load_params
+from synthaug.launch import process_group
+from synthaug.params import ParamsError, load_params
 from synthaug.resnet import build_resnet, load_folder, save_trained, train
 
 log = logging.getLogger("train_resnet")
@@ -41,6 +46,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.variant not in params.variants:
         raise DataError(f"--variant {args.variant}: no variants.{args.variant} in {args.params}")
     ratio = params.variants[args.variant].ratio
+    launch = params.launch.training
+    group = process_group(cfg.device, launch)
+    if group.num_processes != launch.processes:
+        raise ParamsError(f"{args.params}: launch.training.processes is {launch.processes} but {group.num_processes} "
+                          "processes run; start the stage with `python -m synthaug.launch training ...` (dvc.yaml "
+                          "does), or set processes to the number launched")
+    if cfg.device == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
     classes = json.loads((args.data / "classes.json").read_text())
@@ -52,16 +65,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if real[0].shape[-1] != params.data.image_size:
         raise DataError(f"{args.data}/cls: images are {real[0].shape[-1]} px, data.image_size is "
                         f"{params.data.image_size}; rerun prepare")
-    net = build_resnet(cfg, len(classes))
-    log.info("%s seed %d: %d real + %d synthetic images (ratio %g), %d steps of %d", args.variant, args.seed,
-             len(real[0]), len(synthetic[0]), ratio, cfg.steps, cfg.batch_size)
+    net = build_resnet(cfg, len(classes)).to(group.device if group.num_processes > 1 else cfg.device)
+    if group.is_main_process:
+        log.info("%s seed %d: %d real + %d synthetic images (ratio %g), %d steps of %d over %d process(es)",
+                 args.variant, args.seed, len(real[0]), len(synthetic[0]), ratio, cfg.steps, cfg.batch_size,
+                 group.num_processes)
     t0 = time.perf_counter()
-    history = train(net, real, synthetic, val, ratio, cfg, args.seed, desc=f"resnet {args.variant}/{args.seed}")
+    history = train(net, real, synthetic, val, ratio, cfg, args.seed, desc=f"resnet {args.variant}/{args.seed}",
+                    group=group)
     seconds = time.perf_counter() - t0
-    save_trained(args.out, net, cfg, history, variant=args.variant, seed=args.seed, ratio=ratio, classes=classes,
-                 image_size=params.data.image_size)
-    log.info("final val accuracy %.3f; %.0f s, %.1f images/s", history[-1]["val_accuracy"], seconds,
-             cfg.steps * cfg.batch_size / seconds)
+    if group.is_main_process:
+        save_trained(args.out, net.cpu(), cfg, history, variant=args.variant, seed=args.seed, ratio=ratio,
+                     classes=classes, image_size=params.data.image_size)
+        log.info("final val accuracy %.3f; %.0f s, %.1f images/s; wrote %s", history[-1]["val_accuracy"], seconds,
+                 cfg.steps * cfg.batch_size / seconds, args.out)
 
 
 if __name__ == "__main__":

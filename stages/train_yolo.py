@@ -4,7 +4,8 @@ Inputs:  ``--data`` (data/datasets/<variant>/det/data.yaml)
 Outputs: ``--out`` (models/yolo/<variant>/seed<k>): everything Ultralytics writes for the run
          (``weights/best.pt``, ``last.pt``, ``args.yaml``, ``results.csv`` — a DVC plot) plus
          ``model.safetensors`` (the final weights as a plain state dict)
-Params:  train_yolo.* (but seeds)
+Params:  train_yolo.* (but seeds); ``device`` is Ultralytics' own: cpu, 0, or a GPU list such as
+         0,1,2,3, with which Ultralytics trains under its own DDP
 The model is built from its yaml (``yolov8n.yaml``, ``yolo11n.yaml``): nothing is downloaded.
 Every variant gets the same optimisation budget: ``epochs`` counts epochs over the real train
 canvases, and a variant with synthetic canvases gets proportionally fewer epochs, so every variant
@@ -60,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from ultralytics import YOLO
 
     tu.NUM_THREADS = os.cpu_count() or 1  # ultralytics leaves one core idle; this machine has two
+    cpu = cfg.device == "cpu"
     out = args.out.resolve()
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -69,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         model.train(data=str(args.data.resolve()), epochs=epochs, batch=cfg.batch, imgsz=cfg.imgsz,
                     optimizer=cfg.optimizer, lr0=cfg.lr0,
                     warmup_epochs=cfg.warmup_epochs, mosaic=cfg.mosaic, patience=cfg.patience or epochs, seed=args.seed,
-                    deterministic=True, device="cpu", workers=0, plots=False, amp=False, val=True,
+                    deterministic=True, device=cfg.device, workers=0 if cpu else 4, plots=False, amp=not cpu,
+                    val=True,
                     project=str(tmp.parent), name=tmp.name, exist_ok=True, verbose=False)
         state = {k: v.detach().contiguous() for k, v in model.model.state_dict().items()
                  if isinstance(v, torch.Tensor)}

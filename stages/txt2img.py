@@ -4,25 +4,28 @@ Inputs:  ``--prompts`` (data/prompts.jsonl), the model (``generate.model``: ``bu
          folder, a local diffusers folder, or a hub id)
 Outputs: ``--out`` (data/synthetic/txt2img/<scheduler>): ``<class>/<id>.png`` — each with a
          ``parameters`` text chunk as Stable Diffusion web UIs write it — and ``manifest.jsonl``
-         (file, class, prompt, negative prompt, seed, scheduler, steps, guidance, model, seconds
-         per image). Resumable: finished batches survive an interruption (see synthaug/resume.py).
+         (file, class, prompt, negative prompt, seed, scheduler, steps, guidance, model);
+         ``--metrics``: images, measured seconds per image, processes. Resumable: finished batches
+         survive an interruption (see synthaug/resume.py).
 Params:  generate.*, schedulers.<scheduler>
+Runs as one process or, under ``python -m synthaug.launch sampling`` (launch.sampling), as several
+that share the batches out; the images and manifest are byte-identical either way.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from synthaug import registry
 from synthaug.cli import run
-from synthaug.diffusion import load_backend, make_scheduler
+from synthaug.diffusion import backend_for, make_scheduler
 from synthaug.images import save_png
+from synthaug.launch import process_group
 from synthaug.params import ParamsError, load_params
-from synthaug.resume import BatchJournal, digest_files, read_jsonl, run_batches
+from synthaug.resume import BatchJournal, digest_files, read_jsonl, run_batches, write_timing
 
 log = logging.getLogger("txt2img")
 
@@ -43,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--prompts", type=Path, required=True)
     ap.add_argument("--builtin", type=Path, required=True, help="folder of the builtin model")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True, help="sampling time (JSON)")
     args = ap.parse_args(argv)
     params = load_params(args.params)
     g = params.generate
@@ -54,30 +58,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     fingerprint = {"generate": g, "scheduler": args.scheduler, "options": options,
                    "prompts": digest_files([args.prompts]),
                    "model": digest_files([args.builtin]) if g.model == "builtin" else g.model}
-    journal = BatchJournal(args.out, fingerprint)
-    backend = load_backend(g.model, args.builtin, offline=g.offline, device=g.device, dtype=g.dtype, size=g.size,
-                           safety_checker=g.safety_checker)
+    group = process_group(g.device, params.launch.sampling)
+    with group.main_process_first():  # only the main process may wipe a stale output
+        journal = BatchJournal(args.out, fingerprint)
+    backend = backend_for(g, args.builtin, group)
     make_scheduler(args.scheduler, backend.scheduler_config, options)  # fail on bad options before work
     sampler = registry.SCHEDULERS[args.scheduler][1]
 
     def work(batch: Sequence[dict]) -> list[dict]:
         scheduler, step_kwargs = make_scheduler(args.scheduler, backend.scheduler_config, options)  # fresh state
-        t0 = time.perf_counter()
         images = backend.txt2img(batch, scheduler, g.steps, g.guidance, step_kwargs)
-        per_image = round((time.perf_counter() - t0) / len(batch), 5)
         rows = []
         for record, image in zip(batch, images):
             rel = f"{record['name']}/{record['id']}.png"
             text = sd_parameters(record, sampler, g.steps, g.guidance, image.shape[1::-1], model_id)
             save_png(image, args.out / rel, {"parameters": text})
             rows.append({"file": rel, **{k: record[k] for k in ("class", "name", "prompt", "negative_prompt", "seed")},
-                         "scheduler": args.scheduler, "steps": g.steps, "guidance": g.guidance, "model": model_id,
-                         "seconds_per_image": per_image})
+                         "scheduler": args.scheduler, "steps": g.steps, "guidance": g.guidance, "model": model_id})
         return rows
 
-    keys = run_batches(journal, records, g.batch_size, "batch", work, f"txt2img@{args.scheduler}")
-    n = journal.finish({args.out / "manifest.jsonl": keys})
-    log.info("wrote %d images to %s", n, args.out)
+    keys = run_batches(journal, records, g.batch_size, "batch", work, f"txt2img@{args.scheduler}", group)
+    if group.is_main_process:
+        totals = journal.finish({args.out / "manifest.jsonl": keys})
+        write_timing(args.metrics, {"images": totals[args.out / "manifest.jsonl"]}, group.num_processes)
+        log.info("wrote %d images to %s", len(records), args.out)
 
 
 if __name__ == "__main__":

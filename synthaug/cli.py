@@ -35,7 +35,8 @@ def read_timings() -> dict[str, dict]:
 
 def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
     """Run a stage's ``main``: user errors become one ``error:`` line and exit status 1; a stage
-    that DVC ran successfully appends its wall time to the timings file."""
+    that DVC ran successfully appends its wall time to the timings file (its main process, when a
+    launcher started several)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     t0 = time.perf_counter()
     try:
@@ -47,7 +48,7 @@ def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
     path, stage = _timings_file(), os.environ.get("DVC_STAGE")
-    if path is not None and stage:
+    if path is not None and stage and os.environ.get("RANK", "0") == "0":  # one row per launched stage
         path.parent.mkdir(parents=True, exist_ok=True)
         row = {"stage": stage, "seconds": round(time.perf_counter() - t0, 2),
                "finished": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -8,7 +8,8 @@
   Its :meth:`~BuiltinModel.generate` is the one generic sampling loop (txt2img and SDEdit img2img)
   that is correct for every scheduler in the registry.
 - :func:`load_backend`: one loading path for a local folder or a hub id; text-conditioned
-  checkpoints go through diffusers' own Stable Diffusion pipelines.
+  checkpoints go through diffusers' own Stable Diffusion pipelines. :func:`backend_for` loads
+  the one the ``generate`` params name, on a launched process's own device.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 
 from synthaug import registry
 from synthaug.errors import ModelError
+
+if TYPE_CHECKING:
+    from synthaug.params import GenerateParams
 
 SCHEDULERS: dict[str, type] = {name: getattr(diffusers, cls) for name, (cls, _) in registry.SCHEDULERS.items()}
 # Options that are not scheduler config keys but arguments of ``step`` (DDIM's η).
@@ -88,6 +92,7 @@ class BuiltinModel:
     image_size: int
     channels: int
     path: str = "builtin"
+    compiled: Any = None  # torch.compile(unet), when asked for
     text_conditioned = False  # takes the class from the prompt record, not the prompt text
 
     @property
@@ -114,11 +119,12 @@ class BuiltinModel:
 
     @torch.inference_mode()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        return self.vae.encode(images).latent_dist.mode() * self.vae.config.scaling_factor
+        x = images.to(device=self.vae.device, dtype=self.vae.dtype)
+        return (self.vae.encode(x).latent_dist.mode() * self.vae.config.scaling_factor).float()
 
     @torch.inference_mode()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        return self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample.float()
 
     def txt2img(self, records: Sequence[dict], scheduler: Any, steps: int, guidance: float,
                 step_kwargs: dict[str, Any]) -> np.ndarray:
@@ -149,8 +155,8 @@ class BuiltinModel:
         n = len(class_ids)
         latent_size = self.unet.config.sample_size
         shape = (1, self.unet.config.in_channels, latent_size, latent_size)
-        dtype = self.unet.dtype
-        noise = torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device=device, dtype=dtype)
+        dtype = self.unet.dtype  # latents and scheduler arithmetic stay float32; only the UNet runs in dtype
+        noise = torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device=device)
         scheduler.set_timesteps(steps, device=device)  # fresh state: multistep schedulers remember earlier runs
         timesteps = scheduler.timesteps
         if init_images is None:
@@ -163,18 +169,19 @@ class BuiltinModel:
                 scheduler.set_begin_index(t_start * scheduler.order)
             if len(timesteps) == 0:
                 raise ModelError(f"strength {strength} with {steps} steps leaves no denoising step; raise either")
-            latents = scheduler.add_noise(self.encode(init_images.to(device=device, dtype=dtype)), noise, timesteps[:1].repeat(n))
+            latents = scheduler.add_noise(self.encode(init_images), noise, timesteps[:1].repeat(n))
         labels = torch.tensor(list(class_ids), dtype=torch.long, device=device)
         both = torch.cat([labels, torch.full_like(labels, self.null_class)])
         extra = dict(step_kwargs or {})
         if step_accepts_generator(scheduler):
             extra["generator"] = gens
+        unet = self.compiled if self.compiled is not None else self.unet
         for t in timesteps:
             x = scheduler.scale_model_input(torch.cat([latents, latents]), t)
-            cond, uncond = self.unet(x, t, class_labels=both).sample.chunk(2)
+            cond, uncond = unet(x.to(dtype), t, class_labels=both).sample.float().chunk(2)
             eps = uncond + guidance * (cond - uncond)
             latents = scheduler.step(eps, t, latents, **extra).prev_sample
-        return to_uint8(self.decode(latents).float())
+        return to_uint8(self.decode(latents))
 
 
 class DiffusersBackend:
@@ -228,8 +235,12 @@ def _looks_like_hub_id(spec: str) -> bool:
 
 
 def load_backend(spec: str, builtin_dir: Path, *, offline: bool = True, device: str = "cpu",
-                 dtype: str = "float32", size: int | None = None, safety_checker: bool = False) -> Backend:
-    """One loading path: ``builtin`` (the pipeline's own model), a local diffusers folder, or a hub id."""
+                 dtype: str = "float32", size: int | None = None, safety_checker: bool = False,
+                 compile: bool = False, attention_slicing: bool = False) -> Backend:
+    """One loading path: ``builtin`` (the pipeline's own model), a local diffusers folder, or a hub id.
+    ``dtype`` is the UNet's (the builtin VAE stays in float32: it costs little, and float16 decodes
+    can overflow; diffusers upcasts a checkpoint's VAE itself where its config says so); ``compile``
+    wraps the UNet in ``torch.compile``; ``attention_slicing`` trades speed for GPU memory."""
     path = Path(builtin_dir) if spec == "builtin" else Path(spec)
     if path.is_dir():
         index_file = path / "model_index.json"
@@ -238,8 +249,10 @@ def load_backend(spec: str, builtin_dir: Path, *, offline: bool = True, device: 
         index = json.loads(index_file.read_text())
         if index.get("_class_name") == BUILTIN_CLASS:
             model = BuiltinModel.load(path)
-            model.vae.to(device=device, dtype=getattr(torch, dtype))
+            model.vae.to(device=device)
             model.unet.to(device=device, dtype=getattr(torch, dtype))
+            if compile:
+                model.compiled = torch.compile(model.unet)
             return model
     elif spec == "builtin":
         raise ModelError(f"{path}: the builtin model is missing; run `dvc repro pretrain`")
@@ -268,5 +281,17 @@ def load_backend(spec: str, builtin_dir: Path, *, offline: bool = True, device: 
     except ValueError as exc:
         raise ModelError(f"{spec}: not a text-to-image checkpoint this pipeline can run: {exc}") from None
     pipe.to(device)
+    if attention_slicing:
+        pipe.enable_attention_slicing()
+    if compile:
+        pipe.unet = torch.compile(pipe.unet)
     default = pipe.unet.config.sample_size * pipe.vae_scale_factor
     return DiffusersBackend(pipe, size or default, str(spec))
+
+
+def backend_for(g: GenerateParams, builtin_dir: Path, group: Any = None) -> Backend:
+    """The backend the ``generate`` params describe; a process that a launcher started takes its
+    own device from its ``group`` (synthaug.launch.process_group), e.g. ``cuda:3``."""
+    device = str(group.device) if group is not None and group.num_processes > 1 else g.device
+    return load_backend(g.model, builtin_dir, offline=g.offline, device=device, dtype=g.dtype, size=g.size,
+                        safety_checker=g.safety_checker, compile=g.compile, attention_slicing=g.attention_slicing)

@@ -136,6 +136,8 @@ class GenerateParams:
     guidance: float = bounded(ge=0)
     size: int | None = bounded(ge=8, le=4096)
     safety_checker: bool
+    compile: bool
+    attention_slicing: bool
 
     def validate(self, where: str) -> None:
         if not re.fullmatch(r"cpu|cuda(:\d+)?|mps|xpu(:\d+)?", self.device):
@@ -200,6 +202,11 @@ class ResnetBudget:
 @dataclass(frozen=True)
 class TrainResnetParams(ResnetBudget):
     seeds: tuple[int, ...]
+    device: str
+
+    def validate(self, where: str) -> None:
+        if not re.fullmatch(r"cpu|cuda", self.device):
+            raise ParamsError(f"{where}.device: {self.device!r} must be cpu or cuda (a launcher picks each process's GPU)")
 
 
 @dataclass(frozen=True)
@@ -232,6 +239,7 @@ class ReportParams:
 class TrainYoloParams:
     seeds: tuple[int, ...]
     model: str
+    device: str
     epochs: int = bounded(ge=1)
     batch: int = bounded(ge=1)
     imgsz: int = bounded(ge=32, le=2048)
@@ -245,6 +253,29 @@ class TrainYoloParams:
         if not self.model.endswith((".yaml", ".yml")):
             raise ParamsError(f"{where}.model: {self.model!r} must be a model yaml such as yolov8n.yaml or yolo11n.yaml "
                               "(built from scratch; a .pt checkpoint would be downloaded)")
+        if not re.fullmatch(r"cpu|mps|\d+(,\d+)*", self.device):
+            raise ParamsError(f"{where}.device: {self.device!r} is not an Ultralytics device; use cpu, 0, or a GPU "
+                              "list such as 0,1,2,3 (Ultralytics then trains with its own DDP)")
+
+
+@dataclass(frozen=True)
+class LaunchParams:
+    """How a scalable stage is started (``python -m synthaug.launch``), not what it computes."""
+
+    launcher: Literal["python", "accelerate", "torchrun"]
+    processes: int = bounded(ge=1, le=4096)
+    threads: int = bounded(ge=1, le=1024)
+
+    def validate(self, where: str) -> None:
+        if self.launcher == "python" and self.processes != 1:
+            raise ParamsError(f"{where}.processes: {self.processes} processes need a launcher; set {where}.launcher "
+                              "to accelerate or torchrun, or processes to 1")
+
+
+@dataclass(frozen=True)
+class LaunchSections:
+    sampling: LaunchParams
+    training: LaunchParams
 
 
 @dataclass(frozen=True)
@@ -267,6 +298,7 @@ class Params:
     quality: QualityParams
     study: StudyParams
     report: ReportParams
+    launch: LaunchSections
 
     def validate(self, where: str) -> None:
         for name in self.schedulers:

@@ -1,6 +1,7 @@
 """ResNet classifiers shared by the stages that train one (train_resnet, judge) and those that
-read one (assemble's filter, evaluate, quality): building, the fixed-budget loop, loading a trained
-model, and batched predictions and penultimate-layer features."""
+read one (assemble's filter, evaluate, quality): building, the fixed-budget loop (one process, or
+DDP over launched processes), loading a trained model, and batched predictions and
+penultimate-layer features."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from synthaug.errors import ModelError
+from synthaug.errors import DataError, ModelError
 from synthaug.images import atomic_dir, image_folder, load_array
 from synthaug.params import ResnetBudget
 
@@ -71,18 +73,41 @@ def lr_at(step: int, cfg: ResnetBudget) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _device(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
 @torch.inference_mode()
 def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> float:
     net.eval()
-    pred = torch.cat([net(normalise(x[i : i + batch])).argmax(1) for i in range(0, len(x), batch)])
+    dev = _device(net)
+    pred = torch.cat([net(normalise(x[i : i + batch].to(dev))).argmax(1).cpu() for i in range(0, len(x), batch)])
     net.train()
     return float((pred == y).float().mean())
 
 
 def train(net: nn.Module, real: tuple[torch.Tensor, torch.Tensor], synthetic: tuple[torch.Tensor, torch.Tensor],
           val: tuple[torch.Tensor, torch.Tensor], ratio: float, cfg: ResnetBudget, seed: int,
-          desc: str = "resnet") -> list[dict]:
-    """The fixed-budget loop; returns the history rows (one per ``eval_every`` steps)."""
+          desc: str = "resnet", group: Any = None) -> list[dict]:
+    """The fixed-budget loop on ``net``'s device; returns the history rows (one per ``eval_every``
+    steps; on the main process only when ``group`` — synthaug.launch.process_group — has several).
+
+    Under several processes it is DDP with the same budget: every process draws the same global
+    batch of ``cfg.batch_size`` and trains on every ``world``-th image of it, and DDP averages the
+    gradients, so the step sizes and the images seen are those of one process (only batch-norm
+    statistics are per process)."""
+    world = group.num_processes if group is not None else 1
+    rank = group.process_index if group is not None else 0
+    if cfg.batch_size % world:
+        raise DataError(f"batch_size {cfg.batch_size} does not split over {world} processes; make it a multiple "
+                        f"of {world} (it is the global batch)")
+    main = rank == 0
+    dev = _device(net)
+    model = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(net, device_ids=[dev] if dev.type == "cuda" else None)
     gen = torch.Generator().manual_seed(seed)
     n_syn = round(cfg.batch_size * ratio / (1 + ratio)) if len(synthetic[0]) else 0
     n_real = cfg.batch_size - n_syn
@@ -90,7 +115,7 @@ def train(net: nn.Module, real: tuple[torch.Tensor, torch.Tensor], synthetic: tu
                           nesterov=cfg.momentum > 0)
     history, running = [], []
     net.train()
-    bar = tqdm(range(cfg.steps), desc=desc, unit="step")
+    bar = tqdm(range(cfg.steps), desc=desc, unit="step", disable=not main)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
@@ -100,13 +125,18 @@ def train(net: nn.Module, real: tuple[torch.Tensor, torch.Tensor], synthetic: tu
             idx_s = torch.randint(0, len(synthetic[0]), (n_syn,), generator=gen)
             xs.append(synthetic[0][idx_s])
             ys.append(synthetic[1][idx_s])
-        x = normalise(augment(torch.cat(xs), cfg.max_shift, gen))
-        loss = nn.functional.cross_entropy(net(x), torch.cat(ys))
+        x = augment(torch.cat(xs), cfg.max_shift, gen)[rank::world]  # interleaved: real and synthetic on every rank
+        y = torch.cat(ys)[rank::world]
+        loss = nn.functional.cross_entropy(model(normalise(x.to(dev))), y.to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if world > 1:
+            loss = loss.detach().clone()
+            torch.distributed.all_reduce(loss)
+            loss /= world
         running.append(loss.item())
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+        if main and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             row = {"step": step + 1, "train_loss": round(float(np.mean(running)), 6),
                    "val_accuracy": round(accuracy(net, *val), 6)}
             history.append(row)
@@ -144,10 +174,11 @@ def load_trained(folder: Path) -> tuple[nn.Module, dict]:
 def predict(net: nn.Module, x: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities and penultimate-layer (pre-``fc``) features of uint8 NCHW images."""
     net.eval()
+    dev = _device(net)
     feats: list[torch.Tensor] = []
-    hook = net.fc.register_forward_hook(lambda _m, inp, _out: feats.append(inp[0]))
+    hook = net.fc.register_forward_hook(lambda _m, inp, _out: feats.append(inp[0].cpu()))
     try:
-        probs = [net(normalise(x[i : i + batch])).softmax(1) for i in range(0, len(x), batch)]
+        probs = [net(normalise(x[i : i + batch].to(dev))).softmax(1).cpu() for i in range(0, len(x), batch)]
     finally:
         hook.remove()
     if not probs:

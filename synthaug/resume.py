@@ -7,6 +7,11 @@ images). A rerun with the same fingerprint skips finished batches; a different f
 params, prompts or model) wipes the folder first, so stale images never survive. Because batches
 are a fixed partition of the work and each image depends only on its own record, a resumed run is
 byte-identical to an uninterrupted one.
+
+The same partition shares the work out when a launcher started several processes: each takes its
+own contiguous run of batches, and the main process merges the parts in batch order, so images and
+manifests are byte-identical for any number of processes. Sampling time is measured per batch and
+kept out of the manifests (see :meth:`BatchJournal.finish`).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -63,41 +70,64 @@ class BatchJournal:
     def finished(self) -> int:
         return len(list(self.dir.glob("*.jsonl")))
 
-    def commit(self, key: str, records: list[dict]) -> None:
+    def commit(self, key: str, records: list[dict], seconds: float) -> None:
+        (self.dir / f"{key}.seconds").write_text(f"{seconds:.6f}\n")  # before the part: a part marks a batch done
         tmp = self.dir / f"{key}.tmp"
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         tmp.replace(self._part(key))
 
-    def finish(self, manifests: dict[Path, list[str]]) -> int:
-        """Concatenate the parts of each manifest's keys (in order) into it; drop the journal."""
-        total = 0
+    def finish(self, manifests: dict[Path, list[str]]) -> dict[Path, dict[str, float]]:
+        """Concatenate the parts of each manifest's keys (in order) into it; drop the journal. Returns
+        each manifest's image count and measured seconds per image (not deterministic, so they are
+        reported apart from the manifest)."""
+        totals = {}
         for manifest, keys in manifests.items():
             lines = [self._part(k).read_text() for k in keys]
             manifest.parent.mkdir(parents=True, exist_ok=True)
             tmp = manifest.with_suffix(".tmp")
             tmp.write_text("".join(lines))
             tmp.replace(manifest)
-            total += sum(text.count("\n") for text in lines)
+            n = sum(text.count("\n") for text in lines)
+            seconds = sum(float((self.dir / f"{k}.seconds").read_text()) for k in keys)
+            totals[manifest] = {"images": n, "seconds_per_image": round(seconds / n, 5) if n else 0.0}
         shutil.rmtree(self.dir)
-        return total
+        return totals
 
 
 def run_batches(journal: BatchJournal, items: Sequence, batch_size: int, prefix: str,
-                work: Callable[[Sequence], list[dict]], desc: str) -> list[str]:
-    """Run ``work`` on each unfinished fixed-size batch of ``items``, committing its manifest rows;
-    return the batch keys in order. A tqdm bar counts items (finished ones included)."""
+                work: Callable[[Sequence], list[dict]], desc: str, group: Any = None) -> list[str]:
+    """Run ``work`` on each unfinished fixed-size batch of ``items`` — of this process's share of
+    them when ``group`` (see synthaug.launch.process_group) has several — committing its manifest
+    rows; return all batch keys in order once every process is done. A tqdm bar on the main process
+    counts its share's items (finished ones included)."""
     keys = [f"{prefix}{i // batch_size:05d}" for i in range(0, len(items), batch_size)]
-    done = sum(len(items[i * batch_size : (i + 1) * batch_size]) for i, k in enumerate(keys) if journal.done(k))
+    mine = list(range(len(keys)))
+    if group is not None and group.num_processes > 1:
+        with group.split_between_processes(mine) as share:
+            mine = list(share)
+        desc = f"{desc} [{group.process_index + 1}/{group.num_processes}]"
+    batches = {i: items[i * batch_size : (i + 1) * batch_size] for i in mine}
+    done = sum(len(batches[i]) for i in mine if journal.done(keys[i]))
     if done:
-        log.info("%s: resuming, %d of %d already done", desc, done, len(items))
-    with tqdm(total=len(items), initial=done, desc=desc, unit="img") as bar:
-        for i, key in enumerate(keys):
-            if journal.done(key):
+        log.info("%s: resuming, %d of %d already done", desc, done, sum(map(len, batches.values())))
+    main = group is None or group.is_local_main_process
+    with tqdm(total=sum(map(len, batches.values())), initial=done, desc=desc, unit="img", disable=not main) as bar:
+        for i in mine:
+            if journal.done(keys[i]):
                 continue
-            batch = items[i * batch_size : (i + 1) * batch_size]
-            journal.commit(key, work(batch))
-            bar.update(len(batch))
+            t0 = time.perf_counter()
+            rows = work(batches[i])
+            journal.commit(keys[i], rows, time.perf_counter() - t0)
+            bar.update(len(batches[i]))
+    if group is not None:
+        group.wait_for_everyone()
     return keys
+
+
+def write_timing(path: Path, parts: dict[str, dict[str, float]], processes: int) -> None:
+    """The sampling-time metrics file of a generation stage: per part, images and seconds per image."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**parts, "processes": processes}, indent=2) + "\n")
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -70,7 +70,8 @@ def small_real(tmp_path_factory, base_params) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory, base_params) -> Path:
-    """txt2img output of a tiny random builtin model (3 images per class) made by the real stages."""
+    """txt2img output of a tiny random builtin model (3 images per class) made by the real stages;
+    its sampling-time metrics are in ``../../timing/ddim.json``."""
     tmp = tmp_path_factory.mktemp("syn")
     params = copy.deepcopy(base_params)
     params["prompts"]["per_class"] = 3
@@ -81,7 +82,7 @@ def synthetic(tmp_path_factory, base_params) -> Path:
                       "--out", str(tmp / "prompts.jsonl")).returncode == 0
     proc = run_module("stages.txt2img", "--params", str(tmp / "p.yaml"), "--scheduler", "ddim", "--prompts",
                       str(tmp / "prompts.jsonl"), "--builtin", str(tiny_builtin(tmp / "builtin", CLASSES)),
-                      "--out", str(tmp / "txt2img" / "ddim"))
+                      "--out", str(tmp / "txt2img" / "ddim"), "--metrics", str(tmp / "timing" / "ddim.json"))
     assert proc.returncode == 0, proc.stderr
     return tmp / "txt2img" / "ddim"
 

@@ -48,10 +48,13 @@ def test_stage_contract(stage):
             break
         earlier_outs += [str(o.def_path) for o in s.outs]
     cmd = stage.cmd
-    match = re.match(r"python -m stages\.(\w+) ", cmd)
-    assert match, f"{stage.addressing}: cmd must be 'python -m stages.<name> ...'"
-    source = ROOT / "stages" / f"{match.group(1)}.py"
+    match = re.match(r"python -m (?:synthaug\.launch (\w+) )?stages\.(\w+) ", cmd)
+    assert match, f"{stage.addressing}: cmd must be 'python -m [synthaug.launch <section>] stages.<name> ...'"
+    source = ROOT / "stages" / f"{match.group(2)}.py"
     assert source.is_file()
+    if match.group(1):  # the launcher runs first, and reads its own section of launch
+        assert "synthaug/launch.py" in {str(d.def_path) for d in stage.deps}, f"{stage.addressing}: launch.py dep"
+        assert match.group(1) in yaml.safe_load((ROOT / "params.yaml").read_text())["launch"]
     own = source.read_text()
     # keys are read by the stage or by the library it calls (params.py, the schema, names them all)
     text = "\n".join(f.read_text() for f in sorted(module_closure(source)) if f.name != "params.py")

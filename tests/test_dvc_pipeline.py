@@ -102,3 +102,54 @@ def test_editing_one_variant_ratio_touches_only_that_variant(scratch_repo: Path)
     edit_params(scratch_repo, lambda p: p["variants"]["pndm"].update(ratio=0.5))
     assert params_changed(scratch_repo) == {"assemble@pndm", "train_resnet@pndm-0", "train_resnet@pndm-1",
                                             "train_resnet@pndm-2", "summarize", "report"}  # they print the ratio
+
+
+def test_how_sampling_runs_reruns_nothing_and_training_processes_rerun_only_resnet(scratch_repo: Path):
+    edit_params(scratch_repo, lambda p: p["launch"]["sampling"].update(launcher="accelerate", processes=8))
+    assert params_changed(scratch_repo) == set()  # byte-identical outputs (tests/test_launch.py): nothing to redo
+    edit_params(scratch_repo, lambda p: p["launch"]["training"].update(launcher="torchrun", processes=2))
+    assert {s.split("@")[0] for s in params_changed(scratch_repo)} == {"train_resnet"}
+
+
+def queue_finished(repo: Path) -> bool:
+    rows = sh("dvc", "queue", "status", cwd=repo).splitlines()[1:]
+    return bool(rows) and not any(word in row for row in rows for word in ("Queued", "Running"))
+
+
+@pytest.mark.slow
+def test_a_queued_sweep_runs_in_parallel_and_exp_show_lists_it(scratch_repo: Path):
+    import json
+    import time
+
+    edit_params(scratch_repo, lambda p: (p["prompts"].update(per_class=2), p["generate"].update(steps=4)))
+    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "small sweep base", cwd=scratch_repo)
+    sh("dvc", "exp", "run", "--queue", "txt2img@ddim", "-S", "generate.guidance=1.0,3.0", cwd=scratch_repo)
+    sh("dvc", "queue", "start", "-j", "2", cwd=scratch_repo)
+    deadline = time.time() + 900
+    while time.time() < deadline and not queue_finished(scratch_repo):
+        time.sleep(3)
+    status = sh("dvc", "queue", "status", cwd=scratch_repo)
+    sh("dvc", "queue", "stop", cwd=scratch_repo)
+    assert status.count("Success") == 2, status + sh("dvc", "queue", "logs", status.split()[-5], cwd=scratch_repo)
+    rows = json.loads(sh("dvc", "exp", "show", "--json", cwd=scratch_repo))
+    exps = [e for row in rows for e in (row.get("experiments") or [])]
+    guidance = sorted(run["data"]["params"]["params.yaml"]["data"]["generate"]["guidance"]
+                      for e in exps for run in e["revs"])
+    assert guidance == [1.0, 3.0]
+    for e in exps:
+        metrics = e["revs"][0]["data"]["metrics"]["metrics/generate/txt2img/ddim.json"]["data"]
+        assert metrics["images"]["images"] == 20  # 2 per class, as each experiment's params said
+
+
+@pytest.mark.slow
+def test_a_team_shares_results_through_a_remote_and_repro_recomputes_nothing(scratch_repo: Path, tmp_path: Path):
+    sh("dvc", "repro", "prompts", cwd=scratch_repo)  # prepare + prompts; dvc.lock already records them
+    sh("dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote"), cwd=scratch_repo)
+    sh("dvc", "push", "--run-cache", "--with-deps", "prompts", cwd=scratch_repo)
+    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "remote", cwd=scratch_repo)
+    mate = tmp_path / "teammate"
+    sh("git", "clone", "-q", str(scratch_repo), str(mate), cwd=tmp_path)
+    out = sh("dvc", "repro", "--pull", "prompts", cwd=mate)
+    assert "Running stage" not in out, out  # everything came from the remote, nothing was recomputed
+    assert (mate / "data/prompts.jsonl").read_bytes() == (scratch_repo / "data/prompts.jsonl").read_bytes()
+    assert "up to date" in sh("dvc", "status", "prompts", cwd=mate)

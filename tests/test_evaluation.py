@@ -41,8 +41,10 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Pa
     builtin = synthetic.parent.parent / "builtin"
     (root / "data" / "synthetic" / "txt2img").mkdir(parents=True)
     shutil.copytree(synthetic, root / "data/synthetic/txt2img/ddim")
+    (root / "metrics/generate/txt2img").mkdir(parents=True)
+    shutil.copy(synthetic.parent.parent / "timing/ddim.json", root / "metrics/generate/txt2img/ddim.json")
     stage("img2img", "--params", params, "--strength", "0.5", "--real", small_real, "--builtin", builtin,
-          "--out", root / "data/synthetic/img2img/0.5")
+          "--out", root / "data/synthetic/img2img/0.5", "--metrics", root / "metrics/generate/img2img/0.5.json")
     for v in ("baseline", "ddim"):
         source = root / "data/synthetic" / p["variants"][v]["source"]
         stage("assemble", "--params", params, "--variant", v, "--real", small_real, "--synthetic", source,
@@ -55,9 +57,11 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Pa
         stage("evaluate", "--params", params, "--real", small_real, "--resnet", root / f"models/resnet/{v}",
               "--yolo", root / f"models/yolo/{v}", "--out", root / f"metrics/eval/{v}.json",
               "--confusion", root / f"plots/confusion/{v}.csv")
-    stage("quality", "--params", params, "--synthetic", root / "data/synthetic/txt2img/ddim", "--judge", tiny_judge,
+    stage("quality", "--params", params, "--synthetic", root / "data/synthetic/txt2img/ddim", "--timing",
+          root / "metrics/generate/txt2img/ddim.json", "--judge", tiny_judge,
           "--real", small_real, "--out", root / "metrics/quality/txt2img/ddim.json")
-    stage("quality", "--params", params, "--synthetic", root / "data/synthetic/img2img/0.5", "--judge", tiny_judge,
+    stage("quality", "--params", params, "--synthetic", root / "data/synthetic/img2img/0.5", "--timing",
+          root / "metrics/generate/img2img/0.5.json", "--judge", tiny_judge,
           "--real", small_real, "--out", root / "metrics/quality/img2img/0.5.json")
     stage("survival", "--params", params, "--synthetic", root / "data/synthetic/img2img/0.5/det", "--detector",
           root / "models/yolo/baseline/seed0", "--real", small_real, "--out", root / "metrics/survival/0.5.json")

@@ -45,7 +45,8 @@ def prompts_file(tmp_path: Path, params: dict) -> Path:
 def txt2img(tmp_path: Path, params: dict, builtin: Path, scheduler: str = "ddim", out: str = "out"):
     return run_module("stages.txt2img", "--params", str(write_params(tmp_path / "params.yaml", params)),
                       "--scheduler", scheduler, "--prompts", str(tmp_path / "prompts.jsonl"),
-                      "--builtin", str(builtin), "--out", str(tmp_path / out))
+                      "--builtin", str(builtin), "--out", str(tmp_path / out),
+                      "--metrics", str(tmp_path / f"{out}.json"))
 
 
 def pngs(folder: Path) -> dict[str, str]:
@@ -53,8 +54,7 @@ def pngs(folder: Path) -> dict[str, str]:
 
 
 def manifest(folder: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "seconds_per_image"} for r in rows]
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
 
 
 def test_prompt_records_are_deterministic_and_seeded_per_record(params):
@@ -95,7 +95,8 @@ def test_txt2img_resumes_after_kill_9_byte_identically(tmp_path: Path, gen_param
     prompts_file(tmp_path, gen_params)
     assert txt2img(tmp_path, gen_params, builtin_dir, out="whole").returncode == 0
     cmd = [sys.executable, "-m", "stages.txt2img", "--params", str(tmp_path / "params.yaml"), "--scheduler", "ddim",
-           "--prompts", str(tmp_path / "prompts.jsonl"), "--builtin", str(builtin_dir), "--out", str(tmp_path / "out")]
+           "--prompts", str(tmp_path / "prompts.jsonl"), "--builtin", str(builtin_dir), "--out", str(tmp_path / "out"),
+           "--metrics", str(tmp_path / "out.json")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = tmp_path / "out" / ".resume"
@@ -158,9 +159,12 @@ def test_img2img_stage_keeps_labels_and_boxes(tmp_path: Path, gen_params, builti
     gen_params["img2img"]["variants_per_source"] = 2
     proc = run_module("stages.img2img", "--params", str(write_params(tmp_path / "params.yaml", gen_params)),
                       "--strength", "0.5", "--real", str(small_real), "--builtin", str(builtin_dir),
-                      "--out", str(tmp_path / "out"))
+                      "--out", str(tmp_path / "out"), "--metrics", str(tmp_path / "out.json"))
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
+    timing = json.loads((tmp_path / "out.json").read_text())
+    assert timing["cls"]["images"] == 40 and timing["det"]["images"] == 6 and timing["processes"] == 1
+    assert timing["cls"]["seconds_per_image"] > 0
     cls_rows = [json.loads(x) for x in (out / "cls" / "manifest.jsonl").read_text().splitlines()]
     assert len(cls_rows) == 10 * 2 * 2
     for row in cls_rows[:4]:
@@ -187,7 +191,8 @@ def test_stages_write_nothing_to_home(tmp_path: Path, gen_params, builtin_dir):
     env.update(HOME=str(home), PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "stages.txt2img", "--params", str(tmp_path / "params.yaml"),
                            "--scheduler", "unipc", "--prompts", str(tmp_path / "prompts.jsonl"), "--builtin",
-                           str(builtin_dir), "--out", str(tmp_path / "out")], cwd=ROOT, env=env, text=True,
+                           str(builtin_dir), "--out", str(tmp_path / "out"), "--metrics", str(tmp_path / "t.json")],
+                          cwd=ROOT, env=env, text=True,
                           capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert list(home.iterdir()) == []

@@ -1,0 +1,80 @@
+"""Running a stage over several processes: the launcher ``dvc.yaml`` calls, and the process group a
+stage joins.
+
+``python -m synthaug.launch <section> <module> <stage args>`` reads ``launch.<section>`` from the
+stage's own ``--params`` file and replaces itself with ``python -m <module> <stage args>`` —
+directly (``launcher: python``), or under ``accelerate launch`` or ``torchrun`` with ``processes``
+processes on this machine. The launcher only starts processes; a stage joins them through
+:func:`process_group` (Hugging Face accelerate's ``PartialState``: gloo on the CPU, NCCL on GPUs),
+which is a group of one when nothing launched it. Several machines are started with their own
+``accelerate launch --config_file`` per machine (README, "Scaling up").
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from synthaug.errors import UserError
+from synthaug.params import LaunchParams, ParamsError, load_params
+
+
+def free_port() -> int:
+    """A free TCP port for the rendezvous, so parallel stages (``dvc queue start -j N``) never share one."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def command(cfg: LaunchParams, module: str, args: Sequence[str]) -> list[str]:
+    """The command line that runs ``python -m module args`` as ``cfg`` says."""
+    python = [sys.executable, "-m"]
+    if cfg.launcher == "python":
+        return [*python, module, *args]
+    if cfg.launcher == "torchrun":
+        return [*python, "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.processes}",
+                "-m", module, *args]
+    # accelerate's --cpu would run N CPU processes only through mpirun; its multi-process mode
+    # (--multi_gpu, torch's elastic launcher) runs them anywhere, and the stage picks gloo on a CPU.
+    group = ["--multi_gpu"] if cfg.processes > 1 else []
+    return [*python, "accelerate.commands.launch", *group, f"--num_processes={cfg.processes}", "--num_machines=1",
+            f"--main_process_port={free_port()}", "--mixed_precision=no", "--dynamo_backend=no",
+            "-m", module, *args]
+
+
+def process_group(device: str, cfg: LaunchParams) -> Any:
+    """This process's place among those a launcher started (``num_processes``, ``process_index``,
+    ``is_main_process``, ``device``, ``wait_for_everyone``); one process when none did. Sets the
+    torch threads to ``cfg.threads`` whatever the launcher set (torchrun and accelerate set 1), so a
+    result never depends on how many cores a machine has."""
+    import torch
+    from accelerate import PartialState
+
+    torch.set_num_threads(cfg.threads)
+    return PartialState(cpu=device == "cpu")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 2 or "--params" not in argv[2:-1]:
+        raise SystemExit("usage: python -m synthaug.launch <launch section> <stage module> --params PARAMS ...")
+    section, module, args = argv[0], argv[1], argv[2:]
+    params_file = args[args.index("--params") + 1]
+    try:
+        sections = load_params(params_file).launch
+        if section not in sections.__dataclass_fields__:
+            raise ParamsError(f"{params_file}: launch.{section}: no such section "
+                              f"(known: {', '.join(sections.__dataclass_fields__)})")
+        cmd = command(getattr(sections, section), module, args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd)
+
+
+if __name__ == "__main__":
+    main()
