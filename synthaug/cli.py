@@ -34,9 +34,9 @@ def read_timings() -> dict[str, dict]:
 
 
 def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
-    """Run a stage's ``main``: user errors become one ``error:`` line and exit status 1; a stage
-    that DVC ran successfully appends its wall time to the timings file (its main process, when a
-    launcher started several)."""
+    """Run a stage's ``main``: user errors (and running out of GPU memory) become one ``error:`` line
+    and exit status 1; a stage that DVC ran successfully appends its wall time to the timings file
+    (its main process, when a launcher started several)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     t0 = time.perf_counter()
     try:
@@ -47,6 +47,13 @@ def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:
+        if type(exc).__name__ != "OutOfMemoryError":  # torch.cuda's; torch itself need not be imported here
+            raise
+        print(f"error: out of GPU memory ({str(exc).splitlines()[0]}); lower the batch size (generate.batch_size, "
+              "train_resnet.batch_size or train_yolo.batch; bench/gpu_sampling.py shows the peak per batch) or "
+              "set generate.attention_slicing: true", file=sys.stderr)
+        sys.exit(1)
     path, stage = _timings_file(), os.environ.get("DVC_STAGE")
     if path is not None and stage and os.environ.get("RANK", "0") == "0":  # one row per launched stage
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -123,3 +123,19 @@ def test_launch_params_are_validated(params, tmp_path: Path):
     proc = launched("scoring", "stages.txt2img", "--params", write_params(tmp_path / "p.yaml", params), "--out", "x")
     assert proc.returncode == 1 and error_lines(proc) == [
         f"error: {tmp_path / 'p.yaml'}: launch.scoring: no such section (known: sampling, training)"]
+
+
+def test_out_of_gpu_memory_is_one_line_naming_the_batch_size(capsys):
+    import torch
+
+    from synthaug.cli import run
+
+    def main(_argv):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore detail")
+
+    with pytest.raises(SystemExit) as exit_:
+        run(main, [])
+    err = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 1 and len(err) == 1
+    assert err[0].startswith("error: out of GPU memory (CUDA out of memory. Tried to allocate 20.00 GiB); lower the "
+                             "batch size (generate.batch_size")
