@@ -319,6 +319,10 @@ class Params:
         if "baseline" not in self.variants or self.variants["baseline"].source != "none":
             raise ParamsError("variants.baseline: required, with source: none (real data only) — gains are measured "
                               "against it")
+        world = self.launch.training.processes
+        if self.train_resnet.batch_size % world:
+            raise ParamsError(f"train_resnet.batch_size: {self.train_resnet.batch_size} is the global batch and does "
+                              f"not split over launch.training.processes ({world}); make it a multiple of {world}")
         if self.img2img.scheduler not in registry.SCHEDULERS:
             raise ParamsError(f"img2img.scheduler: unknown scheduler '{self.img2img.scheduler}'"
                               + _suggest(self.img2img.scheduler, registry.SCHEDULERS))

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from synthaug.errors import DataError, ModelError
+from synthaug.errors import ModelError
 from synthaug.images import atomic_dir, image_folder, load_array
 from synthaug.params import ResnetBudget
 
@@ -93,14 +93,11 @@ def train(net: nn.Module, real: tuple[torch.Tensor, torch.Tensor], synthetic: tu
     steps; on the main process only when ``group`` — synthaug.launch.process_group — has several).
 
     Under several processes it is DDP with the same budget: every process draws the same global
-    batch of ``cfg.batch_size`` and trains on every ``world``-th image of it, and DDP averages the
-    gradients, so the step sizes and the images seen are those of one process (only batch-norm
+    batch of ``cfg.batch_size`` (a multiple of the world size: params.py checks) and trains on every
+    ``world``-th image of it, and DDP averages the gradients, so the step sizes and the images seen are those of one process (only batch-norm
     statistics are per process)."""
     world = group.num_processes if group is not None else 1
     rank = group.process_index if group is not None else 0
-    if cfg.batch_size % world:
-        raise DataError(f"batch_size {cfg.batch_size} does not split over {world} processes; make it a multiple "
-                        f"of {world} (it is the global batch)")
     main = rank == 0
     dev = _device(net)
     model = net
