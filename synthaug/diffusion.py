@@ -239,7 +239,7 @@ def load_backend(spec: str, builtin_dir: Path, *, offline: bool = True, device: 
                  compile: bool = False, attention_slicing: bool = False) -> Backend:
     """One loading path: ``builtin`` (the pipeline's own model), a local diffusers folder, or a hub id.
     ``dtype`` is the UNet's (the builtin VAE stays in float32: it costs little, and float16 decodes
-    can overflow; diffusers upcasts a checkpoint's VAE itself where its config says so); ``compile``
+    can overflow; diffusers' SDXL pipelines upcast their VAE where its config sets force_upcast); ``compile``
     wraps the UNet in ``torch.compile``; ``attention_slicing`` trades speed for GPU memory."""
     path = Path(builtin_dir) if spec == "builtin" else Path(spec)
     if path.is_dir():
