@@ -7,7 +7,7 @@ Outputs: ``--out`` (data/synthetic/img2img/<strength>): ``cls/<class>/<source>-v
          (source file, strength, seed, class or boxes); ``--metrics``: measured seconds per image.
          Resumable, and shared out over launched processes, like txt2img.
 Params:  seed, data.image_size, data.channels, data.det_image_size, generate.*, img2img.* (but
-         strengths), prompts.templates, prompts.negative_prompt
+         strengths), prompts.templates, prompts.negative_prompt, launch.sampling.threads
 Inputs of any size are letterboxed to the model's size and the result resized back. Detection with
 a text-conditioned model sends the whole canvas through img2img; with the builtin class model each
 box's crop is turned into a digit mask, regenerated in place conditioned on the box's class and

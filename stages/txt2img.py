@@ -7,7 +7,7 @@ Outputs: ``--out`` (data/synthetic/txt2img/<scheduler>): ``<class>/<id>.png`` â€
          (file, class, prompt, negative prompt, seed, scheduler, steps, guidance, model);
          ``--metrics``: images, measured seconds per image, processes. Resumable: finished batches
          survive an interruption (see synthaug/resume.py).
-Params:  generate.*, schedulers.<scheduler>
+Params:  generate.*, schedulers.<scheduler>, launch.sampling.threads
 Runs as one process or, under ``python -m synthaug.launch sampling`` (launch.sampling), as several
 that share the batches out; the images and manifest are byte-identical either way.
 """
