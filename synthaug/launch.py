@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from synthaug.errors import UserError
+from synthaug.cli import run
 from synthaug.params import LaunchParams, ParamsError, load_params
 
 
@@ -63,18 +63,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("usage: python -m synthaug.launch <launch section> <stage module> --params PARAMS ...")
     section, module, args = argv[0], argv[1], argv[2:]
     params_file = args[args.index("--params") + 1]
-    try:
-        sections = load_params(params_file).launch
-        if section not in sections.__dataclass_fields__:
-            raise ParamsError(f"{params_file}: launch.{section}: no such section "
-                              f"(known: {', '.join(sections.__dataclass_fields__)})")
-        cmd = command(getattr(sections, section), module, args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    sections = load_params(params_file).launch
+    if section not in sections.__dataclass_fields__:
+        raise ParamsError(f"{params_file}: launch.{section}: no such section "
+                          f"(known: {', '.join(sections.__dataclass_fields__)})")
+    cmd = command(getattr(sections, section), module, args)
     sys.stdout.flush()
-    os.execv(cmd[0], cmd)
+    os.execv(cmd[0], cmd)  # the stage (or its launcher) replaces this process: its exit status is DVC's
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

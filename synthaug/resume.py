@@ -107,11 +107,12 @@ def run_batches(journal: BatchJournal, items: Sequence, batch_size: int, prefix:
             mine = list(share)
         desc = f"{desc} [{group.process_index + 1}/{group.num_processes}]"
     batches = {i: items[i * batch_size : (i + 1) * batch_size] for i in mine}
+    total = sum(map(len, batches.values()))
     done = sum(len(batches[i]) for i in mine if journal.done(keys[i]))
     if done:
-        log.info("%s: resuming, %d of %d already done", desc, done, sum(map(len, batches.values())))
+        log.info("%s: resuming, %d of %d already done", desc, done, total)
     main = group is None or group.is_local_main_process
-    with tqdm(total=sum(map(len, batches.values())), initial=done, desc=desc, unit="img", disable=not main) as bar:
+    with tqdm(total=total, initial=done, desc=desc, unit="img", disable=not main) as bar:
         for i in mine:
             if journal.done(keys[i]):
                 continue
