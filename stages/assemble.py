@@ -3,10 +3,11 @@
 Inputs:  ``--real`` (data/real), ``--synthetic`` (data/synthetic/<source>; data/synthetic/none is
          the empty source of the baseline), ``--judge`` (models/judge: the real-data classifier)
 Outputs: ``--out`` (data/datasets/<variant>):
-         ``cls/{train,synthetic,val,test}/<class>/*.png`` — ImageFolders; real val/test untouched
-         and shared by every variant; the trainer mixes ``synthetic`` into each batch at the ratio;
+         ``cls/{train,synthetic,val}/<class>/*.png`` — ImageFolders; real val untouched and shared
+         by every variant; the trainer mixes ``synthetic`` into each batch at the ratio;
          ``det/`` — an Ultralytics dataset (``data.yaml``): real train canvases plus
-         round(ratio × real) synthetic canvases, real val/test; ``variant.json`` (source, ratio, counts).
+         round(ratio × real) synthetic canvases, real val; ``variant.json`` (source, ratio, counts).
+         No test split: only the evaluate stage reads it, from data/real.
          Files are hard links where the filesystem allows, else copies; order is deterministic.
          ``--metrics`` (metrics/assemble/<variant>.json): synthetic images kept/dropped per class.
 Params:  seed, variants.<variant>, assemble.*, filter.min_confidence,
@@ -14,7 +15,9 @@ Params:  seed, variants.<variant>, assemble.*, filter.min_confidence,
 The filter drops synthetic images the judge gives less than ``filter.min_confidence`` probability
 of their intended class (the CLIP-filtering step of synthetic-data papers); the rest, cutouts
 included, come from the kept images only. img2img detection canvases are not filtered.
-Detection from txt2img is X-Paste: each synthetic digit is cut out with a mask (pixels whose
+A ``real/pool`` source (stage real_pool: real pool digits in the txt2img layout) is assembled
+exactly like txt2img: it is the real-data reference for every synthetic variant.
+Detection from txt2img (and the real pool) is X-Paste: each synthetic digit is cut out with a mask (pixels whose
 distance from the image's border colour exceeds ``assemble.paste_threshold`` of the maximum) and
 pasted, in an ink colour contrasting the spot, onto a real train canvas at a free place, with its
 exact ink box. Detection from img2img uses the regenerated canvases with their kept boxes.
@@ -25,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,20 +39,11 @@ from PIL import Image
 from synthaug.cli import run
 from synthaug.compose import border_distance, place_digits
 from synthaug.errors import DataError
-from synthaug.images import atomic_dir, format_yolo_line, image_folder, load_array, read_yolo_boxes, save_png
+from synthaug.images import atomic_dir, format_yolo_line, image_folder, link, load_array, read_yolo_boxes, save_png
 from synthaug.params import load_params
 
 log = logging.getLogger("assemble")
-DET_SPLITS = ("train", "val", "test")
-
-
-def link(src: Path, dst: Path) -> None:
-    """Hard link ``src`` at ``dst`` (copy across filesystems)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+SPLITS = ("train", "val")  # never test: only evaluate reads it
 
 
 def link_tree(src: Path, dst: Path) -> int:
@@ -109,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     variant, a, det_cfg = params.variants[args.variant], params.assemble, params.prepare.det
     classes = json.loads((args.real / "classes.json").read_text())
     kind = variant.source.split("/")[0]
-    if variant.source != "none" and not (args.synthetic / ("manifest.jsonl" if kind == "txt2img" else "cls")).exists():
+    # txt2img and the real pool share one layout (<class>/*.png + manifest.jsonl); img2img has cls/ and det/
+    if variant.source != "none" and not (args.synthetic / ("cls" if kind == "img2img" else "manifest.jsonl")).exists():
         raise DataError(f"{args.synthetic}: not generated yet; run `dvc repro` for {variant.source}")
     for name in classes:
         if not any((args.real / "cls" / "train" / name).glob("*.png")):
@@ -124,17 +118,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                         f"({params.filter.min_confidence:g})")
     rng = np.random.default_rng([params.seed, 7])
     with atomic_dir(args.out) as tmp:
-        counts = {f"cls_{s}": link_tree(args.real / "cls" / s, tmp / "cls" / s) for s in ("train", "val", "test")}
+        counts = {f"cls_{s}": link_tree(args.real / "cls" / s, tmp / "cls" / s) for s in SPLITS}
         for f, k in synthetic:
             link(f, tmp / "cls" / "synthetic" / classes[k] / f.name)
         counts["cls_synthetic"] = len(synthetic)
         real_det = args.real / "det"
-        for split in DET_SPLITS:
+        for split in SPLITS:
             counts[f"det_{split}"] = link_tree(real_det / "images" / split, tmp / "det" / "images" / split)
             link_tree(real_det / "labels" / split, tmp / "det" / "labels" / split)
         real_canvases = sorted((real_det / "images" / "train").glob("*.png"))
         n_syn = round(variant.ratio * len(real_canvases))
-        if kind == "txt2img" and n_syn:
+        if kind in ("txt2img", "real") and n_syn:
             masks = np.stack([cutout(f, a.paste_threshold) for f, _ in synthetic])
             labels = np.array([k for _, k in synthetic])
             for i in range(n_syn):
@@ -162,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 link(f, tmp / "det/images/train" / f"{stem}.png")
                 link(args.synthetic / "det" / "labels" / f"{f.stem}.txt", tmp / "det/labels/train" / f"{stem}.txt")
         counts["det_synthetic"] = n_syn
-        spec = {s: f"images/{s}" for s in DET_SPLITS} | {"names": dict(enumerate(classes)),
+        spec = {s: f"images/{s}" for s in SPLITS} | {"names": dict(enumerate(classes)),
                                                           "real_train_images": len(real_canvases)}
         (tmp / "det" / "data.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         info = {"variant": args.variant, "source": variant.source, "ratio": variant.ratio, "counts": counts}

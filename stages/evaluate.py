@@ -1,12 +1,15 @@
 """Stage ``evaluate@<variant>``: every seed of a variant's ResNet and YOLO on the shared real test split.
 
 Inputs:  ``--real`` (data/real: ``cls/test``, ``det/data.yaml`` test split, ``classes.json``),
-         ``--resnet`` (models/resnet/<variant>), ``--yolo`` (models/yolo/<variant>)
+         ``--resnet`` (models/resnet/<variant>), ``--yolo`` (models/yolo: the variant's detectors
+         are ``<variant>/seed<k>`` when it is in ``train_yolo.variants``)
 Outputs: ``--out`` (metrics/eval/<variant>.json, DVC metrics): per seed, top-1 accuracy, macro-F1
-         and per-class accuracy; mAP50, mAP50-95 and per-class AP (Ultralytics' own validator);
-         means over seeds. ``--confusion`` (plots/confusion/<variant>.csv, a DVC confusion plot):
-         one row per test image and seed, actual and predicted class name.
-Params:  train_resnet.seeds, train_yolo.seeds, train_yolo.model, train_yolo.imgsz
+         and per-class accuracy; mAP50, mAP50-95, per-class AP (Ultralytics' own validator) and the
+         optimiser steps the detector really took; means over seeds. ``--confusion``
+         (plots/confusion/<variant>.csv, a DVC confusion plot): one row per test image and seed,
+         actual and predicted class name.
+Params:  train_resnet.seeds, train_yolo.seeds, train_yolo.variants, train_yolo.model, train_yolo.imgsz
+This is the only stage that reads the test split.
 """
 
 from __future__ import annotations
@@ -40,9 +43,17 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
             "per_class_accuracy": {name: round(float(a), 6) for name, a in zip(classes, per_class)}}
 
 
+def read_budget(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "budget.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{run_dir}/budget.json: cannot read ({exc}); run `dvc repro train_yolo`") from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, required=True)
+    ap.add_argument("--variant", required=True)
     ap.add_argument("--real", type=Path, required=True)
     ap.add_argument("--resnet", type=Path, required=True)
     ap.add_argument("--yolo", type=Path, required=True)
@@ -63,18 +74,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         confusion_rows += [{"seed": seed, "actual": classes[a], "predicted": classes[p]} for a, p in zip(y.tolist(), pred)]
     data_yaml = args.real / "det" / "data.yaml"
     names = yaml.safe_load(data_yaml.read_text())["names"]
-    for seed in params.train_yolo.seeds:
-        yolo = load_detector(args.yolo / f"seed{seed}", params.train_yolo.model, names)
+    detector_seeds = params.train_yolo.seeds if args.variant in params.train_yolo.variants else ()
+    for seed in detector_seeds:
+        run_dir = args.yolo / args.variant / f"seed{seed}"
+        yolo = load_detector(run_dir, params.train_yolo.model, names)
         m = validate(yolo, data_yaml, "test", params.train_yolo.imgsz)
         ap50 = dict(zip(m.box.ap_class_index.tolist(), m.box.ap50.tolist()))
         ap = dict(zip(m.box.ap_class_index.tolist(), m.box.ap.tolist()))
         result["yolo"][f"seed{seed}"] = {
             "mAP50": round(float(m.box.map50), 6), "mAP50-95": round(float(m.box.map), 6),
             "per_class_AP50": {names[k]: round(float(ap50.get(k, 0.0)), 6) for k in sorted(names)},
-            "per_class_AP50-95": {names[k]: round(float(ap.get(k, 0.0)), 6) for k in sorted(names)}}
+            "per_class_AP50-95": {names[k]: round(float(ap.get(k, 0.0)), 6) for k in sorted(names)},
+            "optimizer_steps": read_budget(run_dir)["optimizer_steps"]}
     for model, keys in (("resnet", ("accuracy", "macro_f1")), ("yolo", ("mAP50", "mAP50-95"))):
         seeds = result[model]
-        result[model] = {f"mean_{k}": round(float(np.mean([s[k] for s in seeds.values()])), 6) for k in keys} | seeds
+        if seeds:
+            result[model] = {f"mean_{k}": round(float(np.mean([s[k] for s in seeds.values()])), 6) for k in keys} | seeds
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     args.confusion.parent.mkdir(parents=True, exist_ok=True)
@@ -82,9 +97,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         writer = csv.DictWriter(fh, fieldnames=["seed", "actual", "predicted"])
         writer.writeheader()
         writer.writerows(confusion_rows)
-    log.info("resnet accuracy %.4f, macro-F1 %.4f; yolo mAP50 %.4f, mAP50-95 %.4f",
-             result["resnet"]["mean_accuracy"], result["resnet"]["mean_macro_f1"],
-             result["yolo"]["mean_mAP50"], result["yolo"]["mean_mAP50-95"])
+    log.info("%s: resnet accuracy %.4f, macro-F1 %.4f; yolo mAP50 %s", args.variant, result["resnet"]["mean_accuracy"],
+             result["resnet"]["mean_macro_f1"], result["yolo"].get("mean_mAP50", "(no detector)"))
 
 
 if __name__ == "__main__":

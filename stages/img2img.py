@@ -1,10 +1,12 @@
 """Stage ``img2img@<strength>``: variants of the real low-data train set at one SDEdit strength.
 
-Inputs:  ``--real`` (data/real): ``cls/train`` images and ``det/{images,labels}/train`` canvases; the
-         model (``generate.model``, ``builtin`` = ``--builtin``)
+Inputs:  ``--real`` (data/real): ``cls/train`` images and ``det/{images,labels}/{train,val}``
+         canvases; the model (``generate.model``, ``builtin`` = ``--builtin``)
 Outputs: ``--out`` (data/synthetic/img2img/<strength>): ``cls/<class>/<source>-v<k>.png`` (label kept)
-         and ``det/images|labels/<source>-v<k>.*`` (boxes kept), each part with ``manifest.jsonl``
-         (source file, strength, seed, class or boxes); ``--metrics``: measured seconds per image.
+         and ``det/images|labels/<source>-v<k>.*`` (boxes kept) for training; ``det_val/`` — one
+         variant of each real *val* canvas, never trained on, for the survival stage's held-out
+         measurement; each part with ``manifest.jsonl`` (source file, strength, seed, class or
+         boxes); ``--metrics``: measured seconds per image.
          Resumable, and shared out over launched processes, like txt2img.
 Params:  seed, data.image_size, data.channels, data.det_image_size, generate.*, img2img.* (but
          strengths), prompts.templates, prompts.negative_prompt, launch.sampling.threads
@@ -102,15 +104,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = p.scheduler_options
     cls_sources = image_folder(args.real / "cls" / "train", classes)
     det_dir = args.real / "det"
-    det_sources = sorted((det_dir / "images" / "train").glob("*.png")) if p.det else []
+    det_sources = {split: sorted((det_dir / "images" / split).glob("*.png")) if p.det else []
+                   for split in ("train", "val")}
     if not cls_sources:
         raise DataError(f"{args.real}/cls/train: no images; run `dvc repro prepare` first")
     fingerprint = {"generate": g, "scheduler": p.scheduler, "options": options, "variants": p.variants_per_source,
                    "det": p.det, "strength": strength,
                    "prompts": [params.prompts.templates[0], params.prompts.negative_prompt],
-                   "data": d, "seed": params.seed, "real": digest_files([args.real / "cls" / "train",
-                                                                          det_dir / "images" / "train",
-                                                                          det_dir / "labels" / "train"]),
+                   "data": d, "seed": params.seed, "real": digest_files([args.real / "cls" / "train"] + [det_dir / kind / split for kind in ("images", "labels")
+                                                                          for split in ("train", "val")]),
                    "model": digest_files([args.builtin]) if g.model == "builtin" else g.model}
     group = process_group(g.device, params.launch.sampling)
     with group.main_process_first():  # only the main process may wipe a stale output
@@ -137,29 +139,33 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "strength": strength, "seed": rec["seed"]})
         return rows
 
-    det_items = [(f, v) for f in det_sources for v in range(p.variants_per_source)]
+    # val canvases (one variant each) only measure box survival on canvases no detector trained on
+    det_items = {"det": [("train", f, v) for f in det_sources["train"] for v in range(p.variants_per_source)],
+                 "det_val": [("val", f, 0) for f in det_sources["val"]]}
 
-    def det_work(batch: Sequence[tuple[Path, int]]) -> list[dict]:
-        canvases = [np.asarray(Image.open(f).convert("RGB")) for f, _ in batch]
-        boxes = [read_yolo_boxes(det_dir / "labels" / "train" / f"{f.stem}.txt") for f, _ in batch]
+    def det_seed(split: str, f: Path, *rest: int) -> int:
+        return stable_seed(params.seed, "img2img-det" + ("" if split == "train" else f"-{split}"), f.name, *rest)
+
+    def det_work(batch: Sequence[tuple[str, Path, int]]) -> list[dict]:
+        canvases = [np.asarray(Image.open(f).convert("RGB")) for _, f, _ in batch]
+        boxes = [read_yolo_boxes(det_dir / "labels" / split / f"{f.stem}.txt") for split, f, _ in batch]
         size = d.det_image_size
         if backend.text_conditioned:
             records = [prompt_record(params, sorted({classes[c] for c, _ in bx}) or ["nothing"],
-                                     stable_seed(params.seed, "img2img-det", f.name, v), -1)
-                       for (f, v), bx in zip(batch, boxes)]
+                                     det_seed(split, f, v), -1)
+                       for (split, f, v), bx in zip(batch, boxes)]
             out = sample([to_model(Image.fromarray(c), backend) for c in canvases], records)
             results = [np.asarray(from_model(o, size, "RGB")) for o in out]
         else:
             crops, records, where = [], [], []
-            for i, ((f, v), canvas, bx) in enumerate(zip(batch, canvases, boxes)):
+            for i, ((split, f, v), canvas, bx) in enumerate(zip(batch, canvases, boxes)):
                 for j, (c, box) in enumerate(bx):
                     x, y, side = crop_square([b * size for b in box], size)
                     own = box_map(box, size) & ~np.any([box_map(o, size) for k, (_, o) in enumerate(bx) if k != j]
                                                        or [np.zeros((size, size), bool)], axis=0)
                     mask, bg, ink = digit_mask(canvas[y : y + side, x : x + side], own[y : y + side, x : x + side])
                     crops.append(to_model(Image.fromarray((mask * 255).astype(np.uint8)), backend))
-                    records.append(prompt_record(params, [classes[c]],
-                                                 stable_seed(params.seed, "img2img-det", f.name, v, j), c))
+                    records.append(prompt_record(params, [classes[c]], det_seed(split, f, v, j), c))
                     where.append((i, x, y, side, mask, bg, ink))
             results = [c.astype(np.float64) for c in canvases]
             out = sample(crops, records) if crops else []
@@ -170,24 +176,26 @@ def main(argv: Sequence[str] | None = None) -> None:
                 results[i][y : y + side, x : x + side] = erased * (1 - a) + ink * a
             results = [np.clip(np.rint(r), 0, 255).astype(np.uint8) for r in results]
         rows = []
-        for (f, v), image, bx in zip(batch, results, boxes):
-            stem = f"{f.stem}-v{v}"
-            save_png(image, args.out / "det" / "images" / f"{stem}.png")
-            label = args.out / "det" / "labels" / f"{stem}.txt"
+        for (split, f, v), image, bx in zip(batch, results, boxes):
+            stem, part = f"{f.stem}-v{v}", "det" if split == "train" else f"det_{split}"
+            save_png(image, args.out / part / "images" / f"{stem}.png")
+            label = args.out / part / "labels" / f"{stem}.txt"
             label.parent.mkdir(parents=True, exist_ok=True)
-            label.write_bytes((det_dir / "labels" / "train" / f"{f.stem}.txt").read_bytes())
-            rows.append({"file": f"images/{stem}.png", "source": f"det/images/train/{f.name}", "strength": strength,
-                         "seed": stable_seed(params.seed, "img2img-det", f.name, v),
+            label.write_bytes((det_dir / "labels" / split / f"{f.stem}.txt").read_bytes())
+            rows.append({"file": f"images/{stem}.png", "source": f"det/images/{split}/{f.name}", "strength": strength,
+                         "seed": det_seed(split, f, v),
                          "boxes": [[c, *map(lambda t: round(t, 6), b)] for c, b in bx]})
         return rows
 
     cls_keys = run_batches(journal, cls_items, g.batch_size, "cls", cls_work, f"img2img@{strength:g} cls", group)
-    det_keys = run_batches(journal, det_items, g.batch_size, "det", det_work, f"img2img@{strength:g} det", group)
+    keys = {"cls": cls_keys} | {part: run_batches(journal, items, g.batch_size, part, det_work,
+                                                  f"img2img@{strength:g} {part}", group)
+                                for part, items in det_items.items()}
     if group.is_main_process:
-        manifests = {part: args.out / part / "manifest.jsonl" for part in ("cls", "det")}
-        totals = journal.finish({manifests["cls"]: cls_keys, manifests["det"]: det_keys})
+        manifests = {part: args.out / part / "manifest.jsonl" for part in keys}
+        totals = journal.finish({manifests[part]: k for part, k in keys.items()})
         write_timing(args.metrics, {part: totals[m] for part, m in manifests.items()}, group.num_processes)
-        log.info("wrote %d images to %s", len(cls_items) + len(det_items), args.out)
+        log.info("wrote %d images to %s", len(cls_items) + sum(map(len, det_items.values())), args.out)
 
 
 if __name__ == "__main__":

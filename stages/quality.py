@@ -2,15 +2,17 @@
 
 Inputs:  ``--synthetic`` (data/synthetic/<kind>/<name>: images + ``manifest.jsonl``), ``--timing``
          (metrics/generate/<kind>/<name>.json), ``--judge``
-         (models/judge), ``--real`` (data/real: ``cls/test``, ``cls/val``, ``classes.json``)
+         (models/judge), ``--real`` (data/real: ``cls/val``, ``classes.json``)
 Outputs: ``--out`` (metrics/quality/<kind>/<name>.json, DVC metrics):
          ``conditional_accuracy`` — share the judge assigns to their intended class;
-         ``frechet_distance`` — between synthetic and real test images, in the judge's
+         ``frechet_distance`` — between synthetic and real val images, in the judge's
          penultimate-layer features (FID's formula; biased upwards at these sample sizes, so
          compare sources at equal counts only); ``cas`` — classification accuracy score: a ResNet
-         trained on the synthetic images alone with train_resnet's budget, tested on real test;
+         trained on the synthetic images alone with train_resnet's budget, tested on real val;
          ``seconds_per_image`` — sampling cost from ``--timing`` (measured, so not deterministic).
 Params:  seed, train_resnet (budget)
+These scores exist to choose a scheduler, step count or strength, so they look at ``val`` only:
+the test split is touched by the evaluate stage alone.
 """
 
 from __future__ import annotations
@@ -35,13 +37,13 @@ log = logging.getLogger("quality")
 
 def classification_accuracy_score(images: torch.Tensor, labels: torch.Tensor, real: Path, classes: list[str],
                                   params: Params) -> float:
-    """Train on synthetic only (train_resnet's budget, ``seed``), test on real test images."""
+    """Train on synthetic only (train_resnet's budget, ``seed``), score on real val images."""
     torch.manual_seed(params.seed)
     net = build_resnet(params.train_resnet, len(classes))
     val = load_folder(real / "cls" / "val", classes)
     empty = (images[:0], labels[:0])
     train(net, (images, labels), empty, val, 0.0, params.train_resnet, params.seed, desc="CAS")
-    return accuracy(net, *load_folder(real / "cls" / "test", classes))
+    return accuracy(net, *val)  # the final model: val is logged during training, never used to select
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise DataError(f"{manifest.parent}: {len(files)} synthetic images; the scores need at least 2")
     images, labels = load_images([f for f, _ in files]), torch.tensor([k for _, k in files])
     judge, _ = load_trained(args.judge)
-    real_x, _ = load_folder(args.real / "cls" / "test", classes)
+    real_x, _ = load_folder(args.real / "cls" / "val", classes)
     _, real_features = predict(judge, real_x)
     result = judge_scores(judge, images, labels.tolist(), real_features)
     timing = json.loads(args.timing.read_text())

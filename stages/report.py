@@ -83,26 +83,76 @@ def mean_text(row: dict | None, signed: bool = False) -> str:
     return text + (f" ± {row['ci95']:.3f}" if row["ci95"] is not None else " (1 seed)")
 
 
+def diff_text(row: dict | None) -> str:
+    """A paired difference with its interval and Holm-adjusted p-value."""
+    if row is None:
+        return "—"
+    holm = f", p_Holm {row['p_holm']:.3f}" if row.get("p_holm") is not None else ""
+    return mean_text(row, True) + holm
+
+
 def fmt(row: dict | None, signed: bool = False) -> str:
-    """:func:`mean_text` for HTML: a difference whose interval excludes 0 is coloured."""
-    text = html.escape(mean_text(row, signed)).replace("(1 seed)", '<span class="muted">(1 seed)</span>')
-    if signed and row is not None and row["ci95"] is not None and abs(row["mean"]) > row["ci95"]:
+    """:func:`mean_text` (or :func:`diff_text`) for HTML: a difference that survives Holm's
+    adjustment is coloured; one whose interval merely excludes 0 is underlined."""
+    text = html.escape(diff_text(row) if signed else mean_text(row)).replace(
+        "(1 seed)", '<span class="muted">(1 seed)</span>')
+    if signed and row is not None and row.get("p_holm") is not None and row["p_holm"] < 0.05:
         return f'<span class="{"gain" if row["mean"] > 0 else "loss"}">{text}</span>'
+    if signed and row is not None and row["ci95"] is not None and abs(row["mean"]) > row["ci95"]:
+        return f"<u>{text}</u>"
     return text
+
+
+def verdict(summary: dict) -> list[str]:
+    """The answer in words: which variants beat the baseline after Holm's adjustment, per metric,
+    and what each synthetic variant's gain is worth against the real reference's."""
+    lines = []
+    for m, label in METRIC_LABELS.items():
+        rows = {v: r[m] for v, r in summary["variants"].items() if m in r and "diff_vs_baseline" in r[m]}
+        if not rows:
+            continue
+        winners = [v for v, r in rows.items() if r["diff_vs_baseline"].get("beats_baseline")]
+        n = len(rows)
+        if winners:
+            parts = [f"{v} ({r['diff_vs_baseline']['mean']:+.3f}, p_Holm {r['diff_vs_baseline']['p_holm']:.3f})"
+                     for v, r in rows.items() if v in winners]
+            text = f"{label}: {', '.join(parts)} beat{'s' if len(winners) == 1 else ''} the baseline"
+        else:
+            text = f"{label}: no variant beats the baseline"
+        text += f" after Holm's adjustment over {n} comparisons (α = {summary['alpha']:g})."
+        ref = summary.get("reference")
+        if ref in rows:
+            worth = [f"{v} {r['worth_vs_real']:.2f}" for v, r in rows.items()
+                     if r.get("worth_vs_real") is not None]
+            if worth:
+                text += f" Gain relative to the real reference ({ref}): " + ", ".join(worth) + "."
+        lines.append(text)
+    steps = summary["budget"]["yolo_optimizer_steps"]
+    counts = sorted({n for runs in steps.values() for n in runs})
+    lines.append(f"Every detector took {counts[0]} optimiser steps." if summary["budget"]["yolo_equal"] else
+                 f"Warning: the detectors took different numbers of optimiser steps ({counts}); their "
+                 "comparison is not fair.")
+    return lines
 
 
 def results_table(summary: dict) -> str:
     head = "".join(f"<th>{label}</th><th>Δ vs baseline</th>" for label in METRIC_LABELS.values())
     rows = []
     for name, v in summary["variants"].items():
-        cells = "".join(f"<td>{fmt(v[m])}</td><td>{fmt(v[m].get('diff_vs_baseline'), signed=True)}</td>"
+        cells = "".join(f"<td>{fmt(v.get(m))}</td><td>{fmt(v.get(m, {}).get('diff_vs_baseline'), signed=True)}</td>"
                         for m in METRIC_LABELS)
         rows.append(f"<tr><td><b>{html.escape(name)}</b><br><span class='muted'>{html.escape(v['source'])}, "
                     f"ratio {v['ratio']:g}</span></td>{cells}</tr>")
-    return (f'<table id="results"><thead><tr><th>variant</th>{head}</tr></thead><tbody>{"".join(rows)}'
+    said = "".join(f"<li>{html.escape(line)}</li>" for line in verdict(summary))
+    return (f'<ul id="verdict">{said}</ul>'
+            f'<table id="results"><thead><tr><th>variant</th>{head}</tr></thead><tbody>{"".join(rows)}'
             "</tbody></table><p class='muted'>Mean over seeds ± half-width of the 95% Student-t interval; Δ is "
-            "the paired difference to <code>baseline</code> with the same seed. Green/red: the interval "
-            "excludes 0.</p>")
+            "the paired difference to <code>baseline</code> with the same seed, with its paired t-test p-value "
+            "adjusted by Holm's method over all variants on that metric. Green/red: significant after "
+            "adjustment; underlined: the interval alone excludes 0. — : no detector trained for this variant "
+            "(<code>train_yolo.variants</code>). <code>real_pool</code> adds the same number of <em>real</em> "
+            "digits from the pool the builtin generator learned from: a synthetic variant should be read "
+            "against it.</p>")
 
 
 def quality_table(summary: dict) -> str:
@@ -187,9 +237,9 @@ def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> s
     for label, files, labels in det_rows:
         boxes = [[b for _, b in read_yolo_boxes(lab)] for lab in labels]
         out.append(f"<tr><td>{label}</td><td>{strip(files, boxes, tile=128)}</td></tr>")
-    out.append("</table><h3>X-Paste: synthetic digits cut out and pasted onto real canvases</h3><table class='gallery'>")
+    out.append("</table><h3>X-Paste: synthetic (and real pool) digits cut out and pasted onto real canvases</h3><table class='gallery'>")
     for variant, v in params.variants.items():
-        if v.source.startswith("txt2img/") and v.ratio > 0:
+        if v.source.startswith(("txt2img/", "real/")) and v.ratio > 0:
             det = args.datasets / variant / "det"
             files = sorted((det / "images" / "train").glob("xpaste_*.png"))[:6]
             boxes = [[b for _, b in read_yolo_boxes(det / "labels" / "train" / f"{f.stem}.txt")] for f in files]
@@ -203,9 +253,10 @@ def markdown(summary: dict, study_rows: list[dict]) -> str:
     lines = ["| variant | " + " | ".join(f"{label} | Δ vs baseline" for label in METRIC_LABELS.values()) + " |",
              "|---" * (1 + 2 * len(METRIC_LABELS)) + "|"]
     for name, v in summary["variants"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{mean_text(v[m])} | "
-                                                   f"{mean_text(v[m].get('diff_vs_baseline'), True)}"
+        lines.append(f"| {name} | " + " | ".join(f"{mean_text(v.get(m))} | "
+                                                   f"{diff_text(v.get(m, {}).get('diff_vs_baseline'))}"
                                                    for m in METRIC_LABELS) + " |")
+    lines = [f"- {line}" for line in verdict(summary)] + [""] + lines
     lines += ["", "| source | conditional accuracy | Fréchet distance | CAS | s / image | box survival | detector recall on real |",
               "|---|---|---|---|---|---|---|"]
     for source, q in summary["quality"].items():
@@ -263,7 +314,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 <body>
 <h1>synthaug: does diffusion-generated data help?</h1>
 <p class="muted">ResNet classifier and YOLO detector trained on real low-data sets with and without synthetic
-images, the same budget for every variant, evaluated on the same real test split.</p>
+images, the same budget for every variant (the detectors: the same optimiser steps), evaluated on the same real
+test split — which no other stage reads: quality, CAS and the study score against val. The builtin generator
+learned from the labelled pool of real digits; the <code>real/pool</code> variant shows what the same number of
+those real images gives.</p>
 <h2 id="results-heading">Results</h2>{results_table(summary)}
 <h3>ResNet training curves</h3>{curves_section(args.resnet, params)}
 <h2>Synthetic-data quality</h2>{quality_table(summary)}

@@ -2,11 +2,11 @@
 
 Inputs:  ``--prompts`` (data/prompts.jsonl: the first ``study.per_class`` records of each class,
          same prompts and seeds for every scheduler), the model (as txt2img), ``--judge``
-         (models/judge), ``--real-test`` (data/real/cls/test), ``--classes``
+         (models/judge), ``--real-val`` (data/real/cls/val), ``--classes``
 Outputs: ``--out`` (data/study/<scheduler>/<steps>/<class>/<id>.png: the report's galleries);
          ``--metrics`` (metrics/study/<scheduler>.json, DVC metrics): per step count, conditional
-         accuracy, Fréchet distance to real test images (judge features) and seconds per image
-         (measured; not deterministic)
+         accuracy, Fréchet distance to real val images (judge features; never test, since the
+         study exists to choose) and seconds per image (measured; not deterministic)
 Params:  generate.*, schedulers.<scheduler>, study.*, launch.sampling.threads (as txt2img)
 """
 
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--prompts", type=Path, required=True)
     ap.add_argument("--builtin", type=Path, required=True)
     ap.add_argument("--judge", type=Path, required=True)
-    ap.add_argument("--real-test", type=Path, required=True)
+    ap.add_argument("--real-val", type=Path, required=True)
     ap.add_argument("--classes", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--metrics", type=Path, required=True)
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(params.launch.sampling.threads)  # the same images as txt2img's on any machine
     backend = backend_for(g, args.builtin)
     judge, _ = load_trained(args.judge)
-    _, real_features = predict(judge, load_folder(args.real_test, classes)[0])
+    _, real_features = predict(judge, load_folder(args.real_val, classes)[0])
     result = {}
     with atomic_dir(args.out) as tmp:
         for steps in study.steps:

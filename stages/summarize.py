@@ -3,12 +3,18 @@
 Inputs:  ``--eval`` (metrics/eval/<variant>.json), ``--quality`` (metrics/quality/<kind>/<name>.json),
          ``--study`` (metrics/study/<scheduler>.json), ``--survival`` (metrics/survival/<strength>.json)
 Outputs: ``--out`` (metrics/summary.json, DVC metrics): per variant and metric (accuracy, macro_f1,
-         mAP50, mAP50-95), the mean over seeds with its 95% confidence half-width (Student t) and the
-         paired difference to ``baseline`` (same seed) with its half-width; the quality scores of
-         each synthetic source. ``--study-plot`` (plots/study.csv): one row per scheduler and step
-         count, drawn by the ``study`` template (one line per scheduler).
-Params:  variants, train_resnet.seeds, train_yolo.seeds, txt2img.schedulers, img2img.strengths, img2img.det
-A half-width is null when there is only one seed: one run gives no interval.
+         mAP50, mAP50-95; mAP only for the variants in ``train_yolo.variants``), the mean over seeds
+         with its 95% confidence half-width (Student t); ``diff_vs_baseline`` — the paired difference
+         to ``baseline`` (same seed) with its half-width, its two-sided paired t-test ``p_value`` and
+         ``p_holm``, Holm's step-down adjustment over every variant compared on that metric, and
+         ``beats_baseline`` (mean > 0 and p_holm < 0.05); ``diff_vs_real`` — the same against the
+         real reference variant (source ``real/pool``), with ``worth_vs_real``, the synthetic gain
+         over the real one's; the detector budgets (optimiser steps per run, and whether they are
+         all equal); the quality scores of each synthetic source. ``--study-plot``
+         (plots/study.csv): one row per scheduler and step count, drawn by the ``study`` template.
+Params:  variants, train_resnet.seeds, train_yolo.seeds, train_yolo.variants, txt2img.schedulers,
+         img2img.strengths, img2img.det
+A half-width or p-value is null when there is only one seed: one run gives no interval.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from synthaug.params import load_params
 
 log = logging.getLogger("summarize")
 METRICS = {"accuracy": "resnet", "macro_f1": "resnet", "mAP50": "yolo", "mAP50-95": "yolo"}
+ALPHA = 0.05  # family-wise error rate of the Holm-adjusted decisions
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict:
@@ -39,6 +46,28 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict:
         half = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
         half = round(half, 6)
     return {"mean": round(float(v.mean()), 6), "ci95": half, "n": len(v)}
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Mean and interval of ``a - b`` (paired by seed) and the two-sided paired t-test p-value."""
+    diffs = np.subtract(a, b)
+    row = mean_ci(diffs)
+    p = None
+    if len(diffs) >= 2:
+        p = 1.0 if not diffs.any() else float(stats.ttest_1samp(diffs, 0.0).pvalue)
+        p = round(p, 6) if np.isfinite(p) else (0.0 if diffs.mean() else 1.0)  # constant non-zero diffs
+    return row | {"p_value": p}
+
+
+def holm(p_values: dict[str, float | None]) -> dict[str, float | None]:
+    """Holm's step-down adjusted p-values (controls the family-wise error rate; null stays null)."""
+    known = sorted(((p, k) for k, p in p_values.items() if p is not None))
+    out: dict[str, float | None] = dict.fromkeys(p_values)
+    running = 0.0
+    for i, (p, k) in enumerate(known):
+        running = max(running, min(1.0, (len(known) - i) * p))
+        out[k] = round(running, 6)
+    return out
 
 
 def read_json(path: Path) -> dict:
@@ -61,20 +90,44 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = load_params(args.params)
     seeds = {"resnet": params.train_resnet.seeds, "yolo": params.train_yolo.seeds}
     evals = {v: read_json(args.eval / f"{v}.json") for v in params.variants}
+    reference = next((v for v, cfg in params.variants.items() if cfg.source == "real/pool"), None)
 
-    def per_seed(variant: str, metric: str) -> list[float]:
+    def per_seed(variant: str, metric: str) -> list[float] | None:
         model = METRICS[metric]
+        if model == "yolo" and variant not in params.train_yolo.variants:
+            return None
         return [evals[variant][model][f"seed{s}"][metric] for s in seeds[model]]
 
     variants = {}
     for v in params.variants:
         variants[v] = {"source": params.variants[v].source, "ratio": params.variants[v].ratio}
         for metric in METRICS:
-            row = mean_ci(per_seed(v, metric))
+            values = per_seed(v, metric)
+            if values is None:
+                continue
+            row = mean_ci(values)
             if v != "baseline":
-                diffs = np.subtract(per_seed(v, metric), per_seed("baseline", metric))
-                row["diff_vs_baseline"] = mean_ci(diffs)
+                row["diff_vs_baseline"] = paired(values, per_seed("baseline", metric))
+            if reference and v not in ("baseline", reference) and per_seed(reference, metric) is not None:
+                row["diff_vs_real"] = paired(values, per_seed(reference, metric))
             variants[v][metric] = row
+    for metric in METRICS:
+        compared = {v: row[metric]["diff_vs_baseline"] for v, row in variants.items()
+                    if metric in row and "diff_vs_baseline" in row[metric]}
+        adjusted = holm({v: d["p_value"] for v, d in compared.items()})
+        for v, d in compared.items():
+            d["p_holm"] = adjusted[v]
+            d["beats_baseline"] = adjusted[v] is not None and adjusted[v] < ALPHA and d["mean"] > 0
+        real_gain = compared.get(reference, {}).get("mean")
+        for v, row in variants.items():
+            if "diff_vs_real" in row.get(metric, {}):
+                gain = row[metric]["diff_vs_baseline"]["mean"]
+                row[metric]["worth_vs_real"] = round(gain / real_gain, 4) if real_gain and real_gain > 0 else None
+    steps = {v: [read_json(args.eval / f"{v}.json")["yolo"][f"seed{s}"]["optimizer_steps"] for s in seeds["yolo"]]
+             for v in params.train_yolo.variants}
+    budget = {"yolo_optimizer_steps": steps, "yolo_equal": len({n for runs in steps.values() for n in runs}) == 1}
+    if not budget["yolo_equal"]:
+        log.warning("detectors took different numbers of optimiser steps %s: their comparison is not fair", steps)
     sources = [("txt2img", s) for s in params.txt2img.schedulers] + [("img2img", f"{s:g}") for s in params.img2img.strengths]
     quality = {f"{kind}/{name}": read_json(args.quality / kind / f"{name}.json") for kind, name in sources}
     for kind, name in sources:
@@ -84,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for scheduler in params.txt2img.schedulers:
         for point in read_json(args.study / f"{scheduler}.json").values():
             study_rows.append({"scheduler": scheduler, **point})
-    summary = {"variants": variants, "quality": quality}
+    summary = {"variants": variants, "reference": reference, "alpha": ALPHA, "budget": budget, "quality": quality}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     args.study_plot.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for v, row in variants.items():
         if v != "baseline":
             d = row["accuracy"]["diff_vs_baseline"]
-            log.info("%s: accuracy %+.4f ± %s vs baseline", v, d["mean"], d["ci95"])
+            log.info("%s: accuracy %+.4f ± %s vs baseline (p %s, Holm %s)", v, d["mean"], d["ci95"], d["p_value"],
+                     d["p_holm"])
 
 
 if __name__ == "__main__":

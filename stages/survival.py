@@ -1,11 +1,13 @@
 """Stage ``survival@<strength>``: do img2img's kept detection boxes still hold their digits?
 
-Inputs:  ``--synthetic`` (data/synthetic/img2img/<strength>/det: canvases and kept labels),
-         ``--detector`` (models/yolo/baseline/seed<k>: the baseline detector), ``--real`` (data/real)
+Inputs:  ``--synthetic`` (data/synthetic/img2img/<strength>/det_val: img2img versions of the real
+         *val* canvases, with their kept labels), ``--detector`` (models/yolo/baseline/seed<k>: the
+         baseline detector), ``--real`` (data/real: ``det/{images,labels}/val``, ``classes.json``)
 Outputs: ``--out`` (metrics/survival/<strength>.json, DVC metrics): ``box_survival`` — share of
          kept boxes the detector re-finds (same class, IoU >= quality.box_iou, confidence >=
-         quality.detector_conf) — next to ``box_recall_real``, the same detector on the real source
-         canvases: survival is only meaningful relative to it.
+         quality.detector_conf) — next to ``box_recall_real``, the same detector on the real val
+         canvases they came from: survival is only meaningful relative to it. Both are held out:
+         the detector never trained on the val canvases (nor on their img2img versions).
 Params:  train_yolo.model, train_yolo.imgsz, quality.*
 """
 
@@ -16,8 +18,6 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-
-import yaml
 
 from synthaug.cli import run
 from synthaug.detector import detect, load_detector
@@ -40,11 +40,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = load_params(args.params)
     if not (args.synthetic / "images").is_dir():
         raise DataError(f"{args.synthetic}/images: no img2img detection canvases; set img2img.det: true")
-    names = yaml.safe_load((args.real / "det" / "data.yaml").read_text())["names"]
+    names = dict(enumerate(json.loads((args.real / "classes.json").read_text())))
     yolo = load_detector(args.detector, params.train_yolo.model, names)
     result = {}
     for key, images, labels in (("box_survival", args.synthetic / "images", args.synthetic / "labels"),
-                                ("box_recall_real", args.real / "det/images/train", args.real / "det/labels/train")):
+                                ("box_recall_real", args.real / "det/images/val", args.real / "det/labels/val")):
         files = sorted(images.glob("*.png"))
         truth = [read_yolo_boxes(labels / f"{f.stem}.txt") for f in files]
         found = detect(yolo, files, params.train_yolo.imgsz, params.quality.detector_conf)

@@ -1,17 +1,153 @@
-"""Trained YOLO detectors, loaded from ``model.safetensors`` (never from pickled ``.pt``
-checkpoints) into the architecture of their model yaml; validation and prediction without files
-written anywhere but a temporary folder. Shared by evaluate and quality."""
+"""YOLO detectors: training with an exact, counted optimiser-step budget (train_yolo and
+bench/yolo_budget.py); trained detectors loaded from ``model.safetensors`` (never from pickled
+``.pt`` checkpoints) into the architecture of their model yaml; validation and prediction without
+files written anywhere but a temporary folder (evaluate, survival).
+
+Ultralytics' defaults that would silently change a comparison, and what :func:`train_detector`
+does instead (read in ``ultralytics/engine/trainer.py``, 8.4):
+
+- ``nbs: 64`` accumulates ``round(nbs / batch)`` batches per optimiser step (8 at batch 8) and
+  scales weight decay by the same factor: ``nbs`` is set to ``batch``, so every batch is a step.
+- ``close_mosaic`` and ``warmup_epochs`` count epochs: they are given here in epochs over the real
+  canvases and scaled with the epochs, so they cover the same optimiser steps for every variant.
+- the weights kept after ``train()`` are ``best.pt`` (best on val); with ``val: False`` and the
+  EMA weights taken at the end of the last epoch, every variant is the final model of its run.
+- ``fliplr: 0.5`` mirrors images (a mirrored digit keeps its label): it is a param.
+"""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from synthaug.errors import ModelError
 from synthaug.offline import ultralytics_offline
+from synthaug.params import YoloBudgetParams
+
+
+@dataclass(frozen=True)
+class DetectorBudget:
+    """What one detector run is given, in the units the comparison needs (steps, not epochs)."""
+
+    model: str
+    epochs: int          # over the real train canvases
+    close_mosaic: int    # final epochs without mosaic, over the real train canvases
+    warmup_epochs: float
+    batch: int
+    imgsz: int
+    optimizer: str
+    lr0: float
+    mosaic: float
+    fliplr: float
+    device: str = "cpu"
+    threads: int = 2
+
+    @classmethod
+    def of(cls, cfg: YoloBudgetParams, model: str, device: str, threads: int) -> DetectorBudget:
+        """The budget a params section (train_yolo or pretrain_yolo) gives ``model``."""
+        return cls(model=model, device=device, threads=threads,
+                   **{f.name: getattr(cfg, f.name) for f in fields(YoloBudgetParams)})
+
+
+def same_steps_epochs(epochs: float, n_real: int, n_train: int, batch: int) -> float:
+    """Epochs over ``n_train`` canvases with as many batches as ``epochs`` over ``n_real``."""
+    return epochs * math.ceil(n_real / batch) / max(1, math.ceil(n_train / batch))
+
+
+def transfer(net: Any, state: dict) -> int:
+    """Copy every tensor of ``state`` whose name and shape match into ``net`` in place (so the
+    optimiser's and EMA's references stay valid); return how many were copied."""
+    import torch
+
+    own = net.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for k, v in state.items():
+            if k in own and own[k].shape == v.shape:
+                own[k].copy_(v)
+                copied += 1
+    return copied
+
+
+def train_detector(data_yaml: Path, out: Path, budget: DetectorBudget, seed: int, n_real: int, n_train: int,
+                   init: Path | None = None, single_cls: bool = False) -> dict:
+    """Train ``budget.model`` (built from its yaml) on ``data_yaml`` into ``out`` (an existing folder).
+
+    ``init``: a ``model.safetensors`` whose matching tensors start the run (pretrain_yolo's
+    class-agnostic detector: everything but the class head). ``out`` receives Ultralytics' run
+    files and ``model.safetensors`` (the final EMA weights, a plain state dict). Returns what
+    really happened: epochs, optimiser steps (counted by a hook on the optimiser), steps without
+    mosaic, images seen, tensors initialised, seconds.
+    """
+    import time
+
+    ultralytics_offline()
+    import torch
+    import ultralytics.utils.torch_utils as tu
+    from safetensors.torch import save_file
+    from ultralytics import YOLO
+
+    torch.set_num_threads(budget.threads)
+    tu.NUM_THREADS = budget.threads  # ultralytics would leave a core idle and vary with the machine
+    epochs = max(1, round(same_steps_epochs(budget.epochs, n_real, n_train, budget.batch)))
+    close = round(same_steps_epochs(budget.close_mosaic, n_real, n_train, budget.batch))
+    warmup = same_steps_epochs(budget.warmup_epochs, n_real, n_train, budget.batch)
+    counts = {"optimizer_steps": 0, "steps_without_mosaic": 0, "initialised_tensors": 0}
+    state: dict[str, Any] = {}
+    if init is not None:
+        from safetensors.torch import load_file
+
+        try:
+            start = load_file(init)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{init}: cannot read ({exc}); run `dvc repro pretrain_yolo`") from None
+
+    def initialise(trainer: Any) -> None:  # after the model, optimiser and EMA exist
+        if init is None:
+            return
+        counts["initialised_tensors"] = transfer(trainer.model, start)
+        if counts["initialised_tensors"] == 0:
+            raise ModelError(f"{init}: no tensor fits {budget.model}; was it pretrained with another model yaml?")
+        if trainer.ema:
+            transfer(trainer.ema.ema, start)
+
+    def count_steps(trainer: Any) -> None:
+        def hook(*_: Any) -> None:  # fires on every real optimiser.step(), whatever triggers it
+            counts["optimizer_steps"] += 1
+            # Ultralytics' own rule (trainer._do_train) for the epochs that run without mosaic
+            counts["steps_without_mosaic"] += bool(close) and trainer.epoch >= trainer.epochs - close
+        trainer.optimizer.register_step_post_hook(hook)
+
+    def keep_final(trainer: Any) -> None:
+        net = trainer.ema.ema if trainer.ema else trainer.model
+        state.update({k: v.detach().float().contiguous() for k, v in net.state_dict().items()
+                      if isinstance(v, torch.Tensor)})
+
+    model = YOLO(budget.model)
+    model.add_callback("on_pretrain_routine_end", initialise)
+    model.add_callback("on_train_start", count_steps)
+    model.add_callback("on_train_end", keep_final)
+    cpu = budget.device == "cpu"
+    t0 = time.perf_counter()
+    model.train(data=str(data_yaml.resolve()), epochs=epochs, close_mosaic=close, warmup_epochs=warmup,
+                batch=budget.batch, nbs=budget.batch, imgsz=budget.imgsz, optimizer=budget.optimizer,
+                lr0=budget.lr0, mosaic=budget.mosaic, fliplr=budget.fliplr, single_cls=single_cls, seed=seed,
+                deterministic=True,
+                device=budget.device, workers=0 if cpu else 4, amp=not cpu, val=False, plots=False,
+                project=str(out.resolve().parent), name=out.name, exist_ok=True, verbose=False)
+    seconds = time.perf_counter() - t0
+    if not state:
+        raise ModelError(f"{out}: Ultralytics finished without a final model (no on_train_end)")
+    save_file(state, out / "model.safetensors")
+    return {"epochs": epochs, "batches_per_epoch": math.ceil(n_train / budget.batch), "train_images": n_train,
+            "close_mosaic_epochs": close, "warmup_epochs": round(warmup, 6), **counts,
+            "images_seen": epochs * n_train,
+            "seconds": round(seconds, 1)}
 
 
 def load_detector(folder: Path, model_yaml: str, names: dict[int, str]) -> Any:

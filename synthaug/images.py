@@ -121,6 +121,15 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     tmp.rename(final)
 
 
+def link(src: Path, dst: Path) -> None:
+    """Hard link ``src`` at ``dst`` (copy across filesystems)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def image_folder(root: Path, classes: Sequence[str]) -> list[tuple[Path, int]]:
     """(file, class index) of every PNG of an ImageFolder split, in a deterministic order."""
     return [(f, k) for k, name in enumerate(classes) for f in sorted((root / name).glob("*.png"))]

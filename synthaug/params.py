@@ -49,6 +49,7 @@ class DetectionPrepareParams:
     train_images: int = bounded(ge=1)
     val_images: int = bounded(ge=1)
     test_images: int = bounded(ge=1)
+    pool_images: int = bounded(ge=1)
     max_objects: int = bounded(ge=1, le=64)
     min_object_size: float = bounded(gt=0, le=1)
     max_object_size: float = bounded(gt=0, le=1)
@@ -66,6 +67,7 @@ class DetectionPrepareParams:
 @dataclass(frozen=True)
 class PrepareParams:
     pool_per_class: int = bounded(ge=0)
+    judge_per_class: int = bounded(ge=1)
     shots_per_class: int = bounded(ge=1)
     val_per_class: int = bounded(ge=1)
     test_per_class: int = bounded(ge=1)
@@ -170,10 +172,16 @@ class VariantParams:
 
     def validate(self, where: str) -> None:
         kind, _, name = self.source.partition("/")
-        if self.source != "none" and (kind not in ("txt2img", "img2img") or not name):
-            raise ParamsError(f"{where}.source: {self.source!r} must be none, txt2img/<scheduler> or img2img/<strength>")
+        if self.source not in ("none", "real/pool") and (kind not in ("txt2img", "img2img") or not name):
+            raise ParamsError(f"{where}.source: {self.source!r} must be none, real/pool, txt2img/<scheduler> or "
+                              "img2img/<strength>")
         if self.source == "none" and self.ratio != 0:
             raise ParamsError(f"{where}.ratio: {self.ratio} synthetic per real image, but source is none; set it to 0")
+
+
+@dataclass(frozen=True)
+class RealPoolParams:
+    per_class: int = bounded(ge=1)
 
 
 @dataclass(frozen=True)
@@ -236,20 +244,35 @@ class ReportParams:
 
 
 @dataclass(frozen=True)
-class TrainYoloParams:
-    seeds: tuple[int, ...]
-    model: str
-    device: str
+class YoloBudgetParams:
+    """A detector's training budget (shared by pretrain_yolo and train_yolo); see synthaug/detector.py."""
+
     epochs: int = bounded(ge=1)
+    close_mosaic: int = bounded(ge=0)
+    warmup_epochs: float = bounded(ge=0)
     batch: int = bounded(ge=1)
     imgsz: int = bounded(ge=32, le=2048)
     optimizer: Literal["SGD", "Adam", "AdamW", "auto"]
     lr0: float = bounded(gt=0, lt=1)
-    warmup_epochs: float = bounded(ge=0)
     mosaic: float = bounded(ge=0, le=1)
-    patience: int = bounded(ge=0)
+    fliplr: float = bounded(ge=0, le=1)
 
     def validate(self, where: str) -> None:
+        if self.close_mosaic >= self.epochs:
+            raise ParamsError(f"{where}.close_mosaic: {self.close_mosaic} epochs without mosaic leave none with it "
+                              f"({where}.epochs is {self.epochs}); make it smaller")
+
+
+@dataclass(frozen=True)
+class TrainYoloParams(YoloBudgetParams):
+    seeds: tuple[int, ...]
+    variants: tuple[str, ...]
+    init: Literal["pretrained", "scratch"]
+    model: str
+    device: str
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
         if not self.model.endswith((".yaml", ".yml")):
             raise ParamsError(f"{where}.model: {self.model!r} must be a model yaml such as yolov8n.yaml or yolo11n.yaml "
                               "(built from scratch; a .pt checkpoint would be downloaded)")
@@ -290,10 +313,12 @@ class Params:
     txt2img: Txt2ImgParams
     img2img: Img2ImgParams
     variants: dict[str, VariantParams]
+    real_pool: RealPoolParams
     assemble: AssembleParams
     judge: ResnetBudget
     filter: FilterParams
     train_resnet: TrainResnetParams
+    pretrain_yolo: YoloBudgetParams
     train_yolo: TrainYoloParams
     quality: QualityParams
     study: StudyParams
@@ -309,7 +334,8 @@ class Params:
             if name not in self.schedulers:
                 raise ParamsError(f"txt2img.schedulers[{i}]: '{name}' has no section under schedulers"
                                   + _suggest(name, self.schedulers))
-        generated = {f"txt2img/{n}" for n in self.txt2img.schedulers} | {f"img2img/{s:g}" for s in self.img2img.strengths}
+        generated = ({f"txt2img/{n}" for n in self.txt2img.schedulers} | {f"img2img/{s:g}" for s in self.img2img.strengths}
+                     | {"real/pool"})
         for name, variant in self.variants.items():
             if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
                 raise ParamsError(f"variants.{name}: use letters, digits, _ and - only (it names stages and folders)")
@@ -319,6 +345,18 @@ class Params:
         if "baseline" not in self.variants or self.variants["baseline"].source != "none":
             raise ParamsError("variants.baseline: required, with source: none (real data only) — gains are measured "
                               "against it")
+        for i, name in enumerate(self.train_yolo.variants):
+            if name not in self.variants:
+                raise ParamsError(f"train_yolo.variants[{i}]: '{name}' is not a variant" + _suggest(name, self.variants)
+                                  + f" (variants: {', '.join(self.variants)})")
+        if "baseline" not in self.train_yolo.variants:
+            raise ParamsError("train_yolo.variants: must include baseline — detection gains are measured against it")
+        if len(set(self.train_yolo.variants)) != len(self.train_yolo.variants):
+            raise ParamsError(f"train_yolo.variants: {list(self.train_yolo.variants)} lists a variant twice")
+        if any(v.source == "real/pool" for v in self.variants.values()) and self.data.source == "embedded" \
+                and self.real_pool.per_class > self.prepare.pool_per_class:
+            raise ParamsError(f"real_pool.per_class: {self.real_pool.per_class} is more than the pool holds "
+                              f"(prepare.pool_per_class: {self.prepare.pool_per_class})")
         world = self.launch.training.processes
         if self.train_resnet.batch_size % world:
             raise ParamsError(f"train_resnet.batch_size: {self.train_resnet.batch_size} is the global batch and does "

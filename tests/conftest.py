@@ -57,10 +57,11 @@ def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
 
 @pytest.fixture(scope="session")
 def small_real(tmp_path_factory, base_params) -> Path:
-    """A small embedded dataset (2 train images per class, 3 train canvases) made by the real stage."""
+    """A small embedded dataset (2 train images per class, 3 train canvases, 1 pool and 1 judge digit
+    per class, 2 pool canvases) made by the real stage."""
     params = copy.deepcopy(base_params)
-    params["prepare"].update(pool_per_class=0, shots_per_class=2, val_per_class=1, test_per_class=1)
-    params["prepare"]["det"].update(train_images=3, val_images=2, test_images=2)
+    params["prepare"].update(pool_per_class=1, judge_per_class=1, shots_per_class=2, val_per_class=1, test_per_class=1)
+    params["prepare"]["det"].update(train_images=3, val_images=2, test_images=2, pool_images=2)
     tmp = tmp_path_factory.mktemp("real")
     proc = run_module("stages.prepare", "--params", str(write_params(tmp / "p.yaml", params)),
                       "--user-cls", "x", "--user-det", "x", "--out", str(tmp / "real"))
@@ -89,7 +90,7 @@ def synthetic(tmp_path_factory, base_params) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_judge(tmp_path_factory, base_params, small_real) -> Path:
-    """The judge stage, a few steps on small_real's train split (its pool is empty)."""
+    """The judge stage, a few steps on small_real's train split."""
     params = copy.deepcopy(base_params)
     params["judge"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1, lr=0.001)  # unsaturated scores
     tmp = tmp_path_factory.mktemp("judge")

@@ -90,3 +90,18 @@ def test_stage_contract(stage):
     for section in set(re.findall(r"\bparams\.(\w+)", own)):
         assert any(k == section or k.startswith(section + ".") for k in declared), \
             f"{stage.addressing}: reads params.{section} but dvc.yaml does not declare it"
+
+
+TEST_SPLITS = ("data/real/cls/test", "data/real/det/images/test", "data/real/det/labels/test")
+
+
+@pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
+def test_only_evaluate_depends_on_the_test_split(stage):
+    """No stage that chooses anything (quality, CAS, study, survival, training) may see test data;
+    tests/test_evaluation.py runs them on a copy of the data without it."""
+    if stage.addressing.startswith("evaluate@"):
+        return
+    deps = [str(d.def_path) for d in stage.deps if type(d).__name__ == "Dependency"]
+    for split in TEST_SPLITS:
+        reach = [d for d in deps if split == d or split.startswith(d.rstrip("/") + "/") or d.startswith(split)]
+        assert not reach, f"{stage.addressing}: depends on {reach} ({split})"

@@ -26,14 +26,22 @@ def stage(module: str, *args: object) -> None:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Path:
-    """A whole tiny study laid out as dvc.yaml lays it out, every step made by its real stage."""
+    """A whole tiny study laid out as dvc.yaml lays it out, every step made by its real stage. Every
+    stage but evaluate gets a copy of the real data without its test split: none may read it."""
     root = tmp_path_factory.mktemp("tiny")
+    no_test = root / "real_without_test"
+    shutil.copytree(small_real, no_test)
+    for split in ("cls/test", "det/images/test", "det/labels/test"):
+        shutil.rmtree(no_test / split)
     p = copy.deepcopy(base_params)
     p["txt2img"]["schedulers"] = ["ddim"]
     p["img2img"].update(strengths=[0.5], variants_per_source=1)
-    p["variants"] = {"baseline": {"source": "none", "ratio": 0.0}, "ddim": {"source": "txt2img/ddim", "ratio": 1.0}}
+    p["variants"] = {"baseline": {"source": "none", "ratio": 0.0}, "ddim": {"source": "txt2img/ddim", "ratio": 1.0},
+                     "real_pool": {"source": "real/pool", "ratio": 1.0}}
+    p["real_pool"]["per_class"] = 1
     p["train_resnet"].update(seeds=[0, 1], steps=4, batch_size=8, eval_every=2, warmup_steps=1)
-    p["train_yolo"].update(seeds=[0], epochs=1, imgsz=64, batch=4)
+    p["pretrain_yolo"].update(epochs=1, close_mosaic=0, batch=2, imgsz=64)
+    p["train_yolo"].update(seeds=[0], variants=["baseline", "ddim"], epochs=1, close_mosaic=0, imgsz=64, batch=4)
     p["generate"].update(steps=2, batch_size=30)
     p["study"].update(steps=[1, 2], per_class=2)
     p["report"]["gallery_per_class"] = 1
@@ -43,35 +51,41 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Pa
     shutil.copytree(synthetic, root / "data/synthetic/txt2img/ddim")
     (root / "metrics/generate/txt2img").mkdir(parents=True)
     shutil.copy(synthetic.parent.parent / "timing/ddim.json", root / "metrics/generate/txt2img/ddim.json")
-    stage("img2img", "--params", params, "--strength", "0.5", "--real", small_real, "--builtin", builtin,
+    stage("img2img", "--params", params, "--strength", "0.5", "--real", no_test, "--builtin", builtin,
           "--out", root / "data/synthetic/img2img/0.5", "--metrics", root / "metrics/generate/img2img/0.5.json")
-    for v in ("baseline", "ddim"):
+    stage("real_pool", "--params", params, "--pool", no_test / "cls/pool", "--classes", no_test / "classes.json",
+          "--out", root / "data/synthetic/real/pool")
+    stage("pretrain_yolo", "--params", params, "--data", no_test / "det/data.yaml", "--out", root / "models/yolo_pretrained")
+    for v in p["variants"]:
         source = root / "data/synthetic" / p["variants"][v]["source"]
-        stage("assemble", "--params", params, "--variant", v, "--real", small_real, "--synthetic", source,
+        stage("assemble", "--params", params, "--variant", v, "--real", no_test, "--synthetic", source,
               "--judge", tiny_judge, "--out", root / "data/datasets" / v, "--metrics", root / f"metrics/assemble/{v}.json")
         for seed in (0, 1):
             stage("train_resnet", "--params", params, "--variant", v, "--seed", seed, "--data", root / "data/datasets" / v,
                   "--out", root / f"models/resnet/{v}/seed{seed}")
-        stage("train_yolo", "--params", params, "--variant", v, "--seed", 0, "--data",
-              root / f"data/datasets/{v}/det/data.yaml", "--out", root / f"models/yolo/{v}/seed0")
-        stage("evaluate", "--params", params, "--real", small_real, "--resnet", root / f"models/resnet/{v}",
-              "--yolo", root / f"models/yolo/{v}", "--out", root / f"metrics/eval/{v}.json",
+        if v in p["train_yolo"]["variants"]:
+            stage("train_yolo", "--params", params, "--variant", v, "--seed", 0, "--data",
+                  root / f"data/datasets/{v}/det/data.yaml", "--pretrained", root / "models/yolo_pretrained",
+                  "--out", root / f"models/yolo/{v}/seed0")
+    for v in p["variants"]:
+        stage("evaluate", "--params", params, "--variant", v, "--real", small_real, "--resnet", root / f"models/resnet/{v}",
+              "--yolo", root / "models/yolo", "--out", root / f"metrics/eval/{v}.json",
               "--confusion", root / f"plots/confusion/{v}.csv")
     stage("quality", "--params", params, "--synthetic", root / "data/synthetic/txt2img/ddim", "--timing",
           root / "metrics/generate/txt2img/ddim.json", "--judge", tiny_judge,
-          "--real", small_real, "--out", root / "metrics/quality/txt2img/ddim.json")
+          "--real", no_test, "--out", root / "metrics/quality/txt2img/ddim.json")
     stage("quality", "--params", params, "--synthetic", root / "data/synthetic/img2img/0.5", "--timing",
           root / "metrics/generate/img2img/0.5.json", "--judge", tiny_judge,
-          "--real", small_real, "--out", root / "metrics/quality/img2img/0.5.json")
-    stage("survival", "--params", params, "--synthetic", root / "data/synthetic/img2img/0.5/det", "--detector",
-          root / "models/yolo/baseline/seed0", "--real", small_real, "--out", root / "metrics/survival/0.5.json")
+          "--real", no_test, "--out", root / "metrics/quality/img2img/0.5.json")
+    stage("survival", "--params", params, "--synthetic", root / "data/synthetic/img2img/0.5/det_val", "--detector",
+          root / "models/yolo/baseline/seed0", "--real", no_test, "--out", root / "metrics/survival/0.5.json")
     stage("study", "--params", params, "--scheduler", "ddim", "--prompts", synthetic.parent.parent / "prompts.jsonl",
-          "--builtin", builtin, "--judge", tiny_judge, "--real-test", small_real / "cls/test", "--classes",
-          small_real / "classes.json", "--out", root / "data/study/ddim", "--metrics", root / "metrics/study/ddim.json")
+          "--builtin", builtin, "--judge", tiny_judge, "--real-val", no_test / "cls/val", "--classes",
+          no_test / "classes.json", "--out", root / "data/study/ddim", "--metrics", root / "metrics/study/ddim.json")
     stage("summarize", "--params", params, "--eval", root / "metrics/eval", "--quality", root / "metrics/quality",
           "--study", root / "metrics/study", "--survival", root / "metrics/survival", "--out", root / "metrics/summary.json", "--study-plot", root / "plots/study.csv")
     stage("report", "--params", params, "--summary", root / "metrics/summary.json", "--study-plot", root / "plots/study.csv",
-          "--study", root / "data/study", "--real", small_real, "--synthetic", root / "data/synthetic",
+          "--study", root / "data/study", "--real", no_test, "--synthetic", root / "data/synthetic",
           "--datasets", root / "data/datasets", "--resnet", root / "models/resnet", "--out", root / "report/index.html",
           "--markdown", root / "report/results.md", "--study-png", root / "report/study.png")
     return root
@@ -89,6 +103,8 @@ def test_evaluate_reports_every_seed_on_the_test_split(tiny: Path, small_real: P
     assert m["resnet"]["mean_accuracy"] == pytest.approx(np.mean([s["accuracy"] for s in seeds]), abs=1e-6)
     y = m["yolo"]["seed0"]
     assert 0 <= y["mAP50-95"] <= y["mAP50"] <= 1 and list(y["per_class_AP50"]) == CLASSES
+    assert y["optimizer_steps"] == read(tiny / "models/yolo/ddim/seed0/budget.json")["optimizer_steps"] == 2
+    assert read(tiny / "metrics/eval/real_pool.json")["yolo"] == {}  # not in train_yolo.variants: no detector
     with open(tiny / "plots/confusion/ddim.csv") as fh:
         rows = list(csv.DictReader(fh))
     n_test = sum(1 for _ in (small_real / "cls/test").rglob("*.png"))
@@ -103,7 +119,8 @@ def test_quality_scores_synthetic_sources(tiny: Path):
     assert q["frechet_distance"] > 0 and q["seconds_per_image"] > 0 and "box_survival" not in q
     assert "box_survival" not in read(tiny / "metrics/quality/img2img/0.5.json")
     i = read(tiny / "metrics/survival/0.5.json")
-    labels = list((tiny / "data/synthetic/img2img/0.5/det/labels").glob("*.txt"))
+    labels = list((tiny / "data/synthetic/img2img/0.5/det_val/labels").glob("*.txt"))
+    assert len(labels) == 2  # one img2img version of each real val canvas: held out from every detector
     assert i["box_survival_boxes"] == sum(len(f.read_text().splitlines()) for f in labels) > 0
     assert 0 <= i["box_survival"] <= 1 and 0 <= i["box_recall_real"] <= 1
 
@@ -128,11 +145,31 @@ def test_summary_means_intervals_and_paired_differences(tiny: Path):
     row = s["variants"]["ddim"]["accuracy"]["diff_vs_baseline"]
     assert row["mean"] == pytest.approx(np.mean(diffs), abs=1e-6) and row["n"] == 2
     assert row["ci95"] == pytest.approx(stats.t.ppf(0.975, 1) * np.std(diffs, ddof=1) / np.sqrt(2), abs=1e-6)
+    assert row["p_value"] == pytest.approx(stats.ttest_rel([ddim["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)],
+                                                          [base["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)]).pvalue,
+                                           abs=1e-6)
+    p_values = sorted(s["variants"][v]["accuracy"]["diff_vs_baseline"]["p_value"] for v in ("ddim", "real_pool"))
+    assert sorted(s["variants"][v]["accuracy"]["diff_vs_baseline"]["p_holm"] for v in ("ddim", "real_pool")) == \
+        pytest.approx([min(1, 2 * p_values[0]), min(1, max(2 * p_values[0], p_values[1]))], abs=1e-6)
+    assert "diff_vs_real" in s["variants"]["ddim"]["accuracy"] and s["reference"] == "real_pool"
     assert s["variants"]["ddim"]["mAP50"]["ci95"] is None  # one YOLO seed: no interval
+    assert s["variants"]["ddim"]["mAP50"]["diff_vs_baseline"]["p_value"] is None
+    assert "mAP50" not in s["variants"]["real_pool"]  # no detector
+    assert s["budget"] == {"yolo_optimizer_steps": {"baseline": [1], "ddim": [2]}, "yolo_equal": False}
     assert "diff_vs_baseline" not in s["variants"]["baseline"]["accuracy"]
     assert set(s["quality"]) == {"txt2img/ddim", "img2img/0.5"} and "box_survival" in s["quality"]["img2img/0.5"]
     with open(tiny / "plots/study.csv") as fh:
         assert [(r["scheduler"], r["steps"]) for r in csv.DictReader(fh)] == [("ddim", "1"), ("ddim", "2")]
+
+
+def test_holm_adjustment_values():
+    from stages.summarize import holm, paired
+
+    # Holm (1979): sorted p × (m, m-1, ...), made monotone, capped at 1
+    assert holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": None}) == {"a": 0.03, "b": 0.06, "c": 0.06, "d": None}
+    assert holm({"a": 0.5, "b": 0.6}) == {"a": 1.0, "b": 1.0}
+    assert paired([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])["p_value"] == 1.0
+    assert paired([0.5], [0.4]) == {"mean": 0.1, "ci95": None, "n": 1, "p_value": None}
 
 
 def test_mean_ci_and_frechet_distance_values():
@@ -184,6 +221,8 @@ def test_report_markdown_quotes_the_summary(tiny: Path):
     s = read(tiny / "metrics/summary.json")
     acc = s["variants"]["ddim"]["accuracy"]
     assert f"| ddim | {acc['mean']:.3f} ± {acc['ci95']:.3f} |" in md and "| ddim | 1 |" in md
+    assert "Warning: the detectors took different numbers of optimiser steps" in md  # 1 vs 2: epochs=1 cannot halve
+    assert re.search(r"ResNet accuracy: (no variant beats|.* beats?) the baseline after Holm's adjustment over 2", md)
     assert Image.open(tiny / "report/study.png").size[0] > 500
 
 
@@ -225,7 +264,7 @@ def test_report_renders_in_headless_chromium(tiny: Path, tmp_path: Path):
     assert found, proc.stderr[-2000:]
     check = json.loads(found.group(1))
     assert check["broken"] == 0 and check["images"] >= 8
-    assert check["results_rows"] == 2 and check["galleries"] == 3 and check["tables"] >= 6
+    assert check["results_rows"] == 3 and check["galleries"] == 3 and check["tables"] >= 6
     shot = tmp_path / "report.png"
     proc = chromium(f"--screenshot={shot}", "--window-size=1280,2400", (tiny / "report/index.html").as_uri())
     assert shot.is_file(), proc.stderr[-2000:]

@@ -3,6 +3,7 @@ determinism, errors."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -32,10 +33,12 @@ def ddim_dataset(tmp_path_factory, base_params, small_real, synthetic) -> Path:
 def test_assemble_links_real_splits_and_pastes_synthetic_digits(ddim_dataset: Path, small_real: Path, base_params):
     info = json.loads((ddim_dataset / "variant.json").read_text())
     assert info["source"] == "txt2img/ddim" and info["counts"]["cls_synthetic"] == 30
-    assert info["counts"]["det_synthetic"] == 3 and info["counts"]["cls_test"] == 10
-    real_test = next((small_real / "cls" / "test" / "five").glob("*.png"))
-    linked = ddim_dataset / "cls" / "test" / "five" / real_test.name
-    assert os.path.samefile(real_test, linked)  # a hard link, not a copy
+    assert info["counts"]["det_synthetic"] == 3 and info["counts"]["cls_val"] == 10
+    real_val = next((small_real / "cls" / "val" / "five").glob("*.png"))
+    linked = ddim_dataset / "cls" / "val" / "five" / real_val.name
+    assert os.path.samefile(real_val, linked)  # a hard link, not a copy
+    assert not (ddim_dataset / "cls" / "test").exists() and not (ddim_dataset / "det" / "images" / "test").exists()
+    assert "test" not in __import__("yaml").safe_load((ddim_dataset / "det" / "data.yaml").read_text())
     assert len(list((ddim_dataset / "cls" / "synthetic" / "seven").glob("*.png"))) == 3
     pasted = sorted((ddim_dataset / "det" / "labels" / "train").glob("xpaste_*.txt"))
     assert len(pasted) == 3
@@ -47,6 +50,29 @@ def test_assemble_links_real_splits_and_pastes_synthetic_digits(ddim_dataset: Pa
         for line in lines:
             assert all(0 <= float(v) <= 1 for v in line.split()[1:])
     assert (ddim_dataset / "det" / "data.yaml").read_text().startswith("train: images/train")
+
+
+def test_real_pool_variant_adds_real_pool_digits_like_a_synthetic_source(tmp_path: Path, base_params, small_real):
+    params = copy.deepcopy(base_params)
+    params["real_pool"]["per_class"] = 1
+    proc = run_module("stages.real_pool", "--params", str(write_params(tmp_path / "p.yaml", params)), "--pool",
+                      str(small_real / "cls" / "pool"), "--classes", str(small_real / "classes.json"), "--out",
+                      str(tmp_path / "pool"))
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (tmp_path / "pool" / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and all(os.path.samefile(tmp_path / "pool" / r["file"], small_real / r["source"])
+                                   for r in rows)
+    proc = assemble(tmp_path, params, "real_pool", small_real, tmp_path / "pool")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((tmp_path / "real_pool" / "variant.json").read_text())
+    assert info["source"] == "real/pool" and info["counts"]["cls_synthetic"] == 10 and info["counts"]["det_synthetic"] == 3
+    assert len(list((tmp_path / "real_pool" / "det" / "labels" / "train").glob("xpaste_*.txt"))) == 3
+    params["real_pool"]["per_class"] = 2  # the pool holds one per class
+    proc = run_module("stages.real_pool", "--params", str(write_params(tmp_path / "p.yaml", params)), "--pool",
+                      str(small_real / "cls" / "pool"), "--classes", str(small_real / "classes.json"), "--out",
+                      str(tmp_path / "pool2"))
+    assert proc.returncode == 1 and "fewer than real_pool.per_class (2)" in error_lines(proc)[0]
+    assert not (tmp_path / "pool2").exists()
 
 
 @pytest.mark.parametrize(
@@ -132,7 +158,7 @@ def test_train_resnet_mixes_synthetic_at_the_ratio():
 
 
 def test_train_yolo_trains_offline_into_its_folder(tmp_path: Path, params, ddim_dataset: Path):
-    params["train_yolo"].update(epochs=1, imgsz=64, batch=4)
+    params["train_yolo"].update(epochs=1, close_mosaic=0, imgsz=64, batch=4, init="scratch")
     home = tmp_path / "home"
     home.mkdir()
     import subprocess
@@ -144,7 +170,8 @@ def test_train_yolo_trains_offline_into_its_folder(tmp_path: Path, params, ddim_
     env.update(HOME=str(home), PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "stages.train_yolo", "--params",
                            str(write_params(tmp_path / "params.yaml", params)), "--variant", "ddim", "--seed", "0",
-                           "--data", str(ddim_dataset / "det" / "data.yaml"), "--out", str(tmp_path / "yolo")],
+                           "--data", str(ddim_dataset / "det" / "data.yaml"), "--pretrained", str(tmp_path / "none"),
+                           "--out", str(tmp_path / "yolo")],
                           cwd=tmp_path, env=env, text=True, capture_output=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "yolo"
@@ -152,5 +179,78 @@ def test_train_yolo_trains_offline_into_its_folder(tmp_path: Path, params, ddim_
     assert rows[0].startswith("epoch,") and len(rows) == 2
     weights = load_file(out / "model.safetensors")
     assert len(weights) > 100 and (out / "weights" / "last.pt").is_file()
+    budget = json.loads((out / "budget.json").read_text())  # 6 canvases at batch 4: 2 batches, 2 steps
+    assert budget["optimizer_steps"] == 2 and budget["epochs"] == 1 and budget["initialised_tensors"] == 0
+    args = __import__("yaml").safe_load((out / "args.yaml").read_text())
+    assert args["nbs"] == 4 and args["fliplr"] == 0.0 and args["val"] is False  # no accumulation, no mirroring
     assert list(home.iterdir()) == [] and not (tmp_path / "runs").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "params.yaml", "yolo"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, base_params, small_real) -> Path:
+    """pretrain_yolo on small_real's two pool canvases, one epoch."""
+    tmp = tmp_path_factory.mktemp("pretrained")
+    params = copy.deepcopy(base_params)
+    params["pretrain_yolo"].update(epochs=1, close_mosaic=0, batch=2, imgsz=64)
+    proc = run_module("stages.pretrain_yolo", "--params", str(write_params(tmp / "p.yaml", params)), "--data",
+                      str(small_real / "det" / "data.yaml"), "--out", str(tmp / "pre"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "pre"
+
+
+def test_pretrain_yolo_learns_one_class_from_the_pool_canvases(pretrained: Path):
+    budget = json.loads((pretrained / "budget.json").read_text())
+    assert budget["optimizer_steps"] == 1 and budget["train_images"] == 2 and budget["model"] == "yolov8n.yaml"
+    weights = load_file(pretrained / "model.safetensors")
+    heads = [k for k in weights if k.startswith("model.22.cv3.") and k.endswith(".2.weight")]
+    assert heads and all(weights[k].shape[0] == 1 for k in heads)  # class-agnostic: one output class
+
+
+def test_every_detector_takes_the_same_optimiser_steps(tmp_path: Path, base_params, small_real, ddim_dataset,
+                                                       pretrained):
+    """The baseline (3 canvases) and ddim (3 real + 3 X-Paste) at batch 3: 1 vs 2 batches per epoch. An
+    Ultralytics callback of the test's own reads the optimiser's step counters at the end of each run."""
+    from ultralytics.utils.callbacks import base
+
+    from stages.train_yolo import budget_from_params
+    from synthaug.detector import train_detector
+
+    params = copy.deepcopy(base_params)
+    params["train_yolo"].update(epochs=4, close_mosaic=2, batch=3, imgsz=64)
+    budget = budget_from_params(parse_params(params))
+    proc = assemble(tmp_path, params, "baseline", small_real, tmp_path / "none")
+    assert proc.returncode == 0, proc.stderr
+    counted: list[int] = []
+
+    def probe(trainer) -> None:
+        counted.append(max(int(s["step"]) for s in trainer.optimizer.state.values()))
+
+    base.default_callbacks["on_train_end"].append(probe)
+    runs = {}
+    try:
+        for name, data in (("baseline", tmp_path / "baseline"), ("ddim", ddim_dataset)):
+            out = tmp_path / f"yolo_{name}"
+            out.mkdir()
+            n = len(list((data / "det" / "images" / "train").glob("*.png")))
+            runs[name] = train_detector(data / "det" / "data.yaml", out, budget, 0, 3, n,
+                                        pretrained / "model.safetensors")
+    finally:
+        base.default_callbacks["on_train_end"].remove(probe)
+    assert counted == [4, 4]
+    assert runs["baseline"]["epochs"] == 4 and runs["ddim"]["epochs"] == 2  # twice the canvases, half the epochs
+    for run in runs.values():
+        assert run["optimizer_steps"] == 4 and run["steps_without_mosaic"] == 2  # close_mosaic scaled too
+        assert run["initialised_tensors"] > 300  # all but the class head came from pretrain_yolo
+
+
+def test_yolo_budget_rules_in_params(params):
+    params["train_yolo"]["variants"] = ["baseline", "ddmi"]
+    with pytest.raises(ParamsError, match=r"train_yolo\.variants\[1\]: 'ddmi' is not a variant; did you mean 'ddim'"):
+        parse_params(params)
+    params["train_yolo"]["variants"] = ["ddim"]
+    with pytest.raises(ParamsError, match="must include baseline"):
+        parse_params(params)
+    params["train_yolo"].update(variants=["baseline"], close_mosaic=200)
+    with pytest.raises(ParamsError, match=r"train_yolo\.close_mosaic: 200 epochs without mosaic"):
+        parse_params(params)

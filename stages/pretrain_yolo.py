@@ -1,0 +1,68 @@
+"""Stage ``pretrain_yolo``: a class-agnostic digit detector that every train_yolo run starts from.
+
+Inputs:  ``--data`` (data/real/det/data.yaml: its ``pool`` canvases, made of the pool's digits —
+         the images the builtin generator learned from — never train/val/test digits)
+Outputs: ``--out`` (models/yolo_pretrained, committed to git like models/builtin, so a fresh
+         clone skips this stage): ``model.safetensors`` (final EMA weights) and ``budget.json``
+         (epochs, optimiser steps, seconds); Ultralytics' run files stay in a temp folder
+Params:  pretrain_yolo.*, train_yolo.model, launch.training.threads
+It stands in for the COCO weights a real user fine-tunes from: it learns where digits are
+(``single_cls``: one class, "object"), not which digit they are, so the class head starts fresh
+in every variant and the comparison between variants is untouched — they all start here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from synthaug.cli import run
+from synthaug.detector import DetectorBudget, train_detector
+from synthaug.errors import DataError
+from synthaug.images import atomic_dir
+from synthaug.params import load_params
+
+log = logging.getLogger("pretrain_yolo")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    c = params.pretrain_yolo
+    if not args.data.is_file():
+        raise DataError(f"{args.data}: missing; run `dvc repro prepare`")
+    spec = yaml.safe_load(args.data.read_text())
+    root = args.data.parent.resolve()
+    pool = sorted((root / spec.get("pool", "images/pool")).glob("*.png"))
+    if not pool:
+        raise DataError(f"{root}/images/pool: no canvases; run `dvc repro prepare`")
+    budget = DetectorBudget.of(c, params.train_yolo.model, params.train_yolo.device, params.launch.training.threads)
+    work = Path(tempfile.mkdtemp(prefix="synthaug-pretrain-yolo-"))
+    try:
+        data = work / "data.yaml"
+        data.write_text(yaml.safe_dump({"path": str(root), "train": spec.get("pool", "images/pool"),
+                                        "val": spec["val"], "names": spec["names"]}, sort_keys=False))
+        (work / "run").mkdir()
+        result = train_detector(data, work / "run", budget, params.seed, len(pool), len(pool), single_cls=True)
+        with atomic_dir(args.out) as tmp:
+            shutil.copy2(work / "run" / "model.safetensors", tmp / "model.safetensors")
+            (tmp / "budget.json").write_text(json.dumps(result | {"model": budget.model}, indent=2) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("%d optimiser steps over %d pool canvases in %.0f s", result["optimizer_steps"], len(pool),
+             result["seconds"])
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,60 @@
+"""Stage ``real_pool``: the real reference source — extra *real* labelled digits from the pool.
+
+Inputs:  ``--pool`` (data/real/cls/pool: the digits the builtin generator learned from),
+         ``--classes`` (data/real/classes.json)
+Outputs: ``--out`` (data/synthetic/real/pool): ``<class>/*.png`` + ``manifest.jsonl``, the layout of
+         a txt2img source, so a variant with ``source: real/pool`` is assembled (cls mixing, X-Paste
+         for detection) and trained exactly like a txt2img variant
+Params:  seed, real_pool.per_class
+The comparison it makes possible: the builtin generator learned from these labelled pool digits;
+a synthetic variant is only worth its cost if it does better than the same number of real ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from synthaug.cli import run
+from synthaug.errors import DataError
+from synthaug.images import atomic_dir, image_folder, link
+from synthaug.params import load_params
+
+log = logging.getLogger("real_pool")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, required=True)
+    ap.add_argument("--pool", type=Path, required=True)
+    ap.add_argument("--classes", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    per_class = params.real_pool.per_class
+    classes = json.loads(args.classes.read_text())
+    files = image_folder(args.pool, classes)
+    rng = np.random.default_rng([params.seed, 11])
+    rows = []
+    with atomic_dir(args.out) as tmp:
+        for k, name in enumerate(classes):
+            members = [f for f, c in files if c == k]
+            if len(members) < per_class:
+                raise DataError(f"{args.pool}/{name}: {len(members)} pool images, fewer than real_pool.per_class "
+                                f"({per_class}); lower it or add images to the pool")
+            for i in sorted(rng.choice(len(members), per_class, replace=False)):
+                f = members[i]
+                link(f, tmp / name / f.name)
+                rows.append({"file": f"{name}/{f.name}", "source": f"cls/pool/{name}/{f.name}", "class": k,
+                             "name": name})
+        (tmp / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    log.info("linked %d real pool images (%d per class) into %s", len(rows), per_class, args.out)
+
+
+if __name__ == "__main__":
+    run(main)
