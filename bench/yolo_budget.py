@@ -2,8 +2,9 @@
 
     python bench/yolo_budget.py --settings 150:scratch,40:pretrained,60:pretrained --seeds 0,1,2
 
-Each setting is ``epochs:init[:imgsz]`` (init: scratch, or pretrained from ``--pretrained``,
-pretrain_yolo's output); everything else is ``train_yolo`` from ``--params``. It
+Each setting is ``epochs:init[:imgsz[:model]]`` (init: scratch, or pretrained from
+``--pretrained``, pretrain_yolo's output, which fits its own model yaml only); everything else is
+``train_yolo`` from ``--params``. It
 trains exactly as the ``train_yolo`` stage does (synthaug.detector.train_detector: every batch an
 optimiser step, final EMA weights) on ``--data`` (default: the real train canvases, i.e. the
 baseline) and scores the real test split with Ultralytics' validator, as ``evaluate`` does. Prints
@@ -56,9 +57,9 @@ def main() -> None:
           f"{'mAP50':>7} {'mAP50-95':>8}",
           flush=True)
     for setting in args.settings.split(","):
-        epochs, init, *size = setting.split(":")
-        imgsz = int(size[0]) if size else base.imgsz
-        budget = replace(base, epochs=int(epochs), imgsz=imgsz)
+        epochs, init, *rest = setting.split(":")
+        imgsz = int(rest[0]) if rest else base.imgsz
+        budget = replace(base, epochs=int(epochs), imgsz=imgsz, model=rest[1] if len(rest) > 1 else base.model)
         weights = args.pretrained / "model.safetensors" if init == "pretrained" else None
         for seed in map(int, args.seeds.split(",")):
             with tempfile.TemporaryDirectory(prefix="yolo-bench-") as tmp:

@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for model, keys in (("resnet", ("accuracy", "macro_f1")), ("yolo", ("mAP50", "mAP50-95"))):
         seeds = result[model]
         if seeds:
-            result[model] = {f"mean_{k}": round(float(np.mean([s[k] for s in seeds.values()])), 6) for k in keys} | seeds
+            means = {f"mean_{k}": round(float(np.mean([s[k] for s in seeds.values()])), 6) for k in keys}
+            result[model] = means | seeds
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     args.confusion.parent.mkdir(parents=True, exist_ok=True)

@@ -111,8 +111,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     fingerprint = {"generate": g, "scheduler": p.scheduler, "options": options, "variants": p.variants_per_source,
                    "det": p.det, "strength": strength,
                    "prompts": [params.prompts.templates[0], params.prompts.negative_prompt],
-                   "data": d, "seed": params.seed, "real": digest_files([args.real / "cls" / "train"] + [det_dir / kind / split for kind in ("images", "labels")
-                                                                          for split in ("train", "val")]),
+                   "data": d, "seed": params.seed,
+                   "real": digest_files([args.real / "cls" / "train"] + [det_dir / kind / split
+                                                                          for split in ("train", "val")
+                                                                          for kind in ("images", "labels")]),
                    "model": digest_files([args.builtin]) if g.model == "builtin" else g.model}
     group = process_group(g.device, params.launch.sampling)
     with group.main_process_first():  # only the main process may wipe a stale output

@@ -237,7 +237,8 @@ def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> s
     for label, files, labels in det_rows:
         boxes = [[b for _, b in read_yolo_boxes(lab)] for lab in labels]
         out.append(f"<tr><td>{label}</td><td>{strip(files, boxes, tile=128)}</td></tr>")
-    out.append("</table><h3>X-Paste: synthetic (and real pool) digits cut out and pasted onto real canvases</h3><table class='gallery'>")
+    out.append("</table><h3>X-Paste: synthetic (and real pool) digits cut out and pasted onto real canvases</h3>"
+               "<table class='gallery'>")
     for variant, v in params.variants.items():
         if v.source.startswith(("txt2img/", "real/")) and v.ratio > 0:
             det = args.datasets / variant / "det"

@@ -23,6 +23,7 @@ import argparse
 import csv
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,7 +55,9 @@ def paired(a: Sequence[float], b: Sequence[float]) -> dict:
     row = mean_ci(diffs)
     p = None
     if len(diffs) >= 2:
-        p = 1.0 if not diffs.any() else float(stats.ttest_1samp(diffs, 0.0).pvalue)
+        with warnings.catch_warnings():  # near-constant differences: scipy warns, the p-value stands
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = 1.0 if not diffs.any() else float(stats.ttest_1samp(diffs, 0.0).pvalue)
         p = round(p, 6) if np.isfinite(p) else (0.0 if diffs.mean() else 1.0)  # constant non-zero diffs
     return row | {"p_value": p}
 
@@ -123,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if "diff_vs_real" in row.get(metric, {}):
                 gain = row[metric]["diff_vs_baseline"]["mean"]
                 row[metric]["worth_vs_real"] = round(gain / real_gain, 4) if real_gain and real_gain > 0 else None
-    steps = {v: [read_json(args.eval / f"{v}.json")["yolo"][f"seed{s}"]["optimizer_steps"] for s in seeds["yolo"]]
+    steps = {v: [evals[v]["yolo"][f"seed{s}"]["optimizer_steps"] for s in seeds["yolo"]]
              for v in params.train_yolo.variants}
     budget = {"yolo_optimizer_steps": steps, "yolo_equal": len({n for runs in steps.values() for n in runs}) == 1}
     if not budget["yolo_equal"]:

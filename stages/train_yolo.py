@@ -7,8 +7,8 @@ Outputs: ``--out`` (models/yolo/<variant>/seed<k>): Ultralytics' run files (``ar
          as a plain state dict: the model evaluate scores) and ``budget.json`` (DVC metrics: what
          really happened — epochs, optimiser steps counted on the optimiser, steps without
          mosaic, images seen, seconds)
-Params:  train_yolo.* (but seeds and variants), launch.training.threads; ``device`` is
-         Ultralytics' own: cpu, 0, or a GPU list such as 0,1,2,3 (Ultralytics' own DDP)
+Params:  train_yolo.* (but seeds and variants), launch.training.threads; ``device``: cpu or one
+         GPU index (Ultralytics' DDP would train where the step count cannot be taken)
 Every variant gets the same optimiser steps: ``epochs``, ``close_mosaic`` and ``warmup_epochs``
 count epochs over the real train canvases, and a variant with synthetic canvases gets
 proportionally fewer epochs of each (synthaug/detector.py lists the Ultralytics defaults this

@@ -17,9 +17,10 @@ does instead (read in ``ultralytics/engine/trainer.py``, 8.4):
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
-import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -84,8 +85,6 @@ def train_detector(data_yaml: Path, out: Path, budget: DetectorBudget, seed: int
     really happened: epochs, optimiser steps (counted by a hook on the optimiser), steps without
     mosaic, images seen, tensors initialised, seconds.
     """
-    import time
-
     ultralytics_offline()
     import torch
     import ultralytics.utils.torch_utils as tu

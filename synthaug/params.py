@@ -276,9 +276,10 @@ class TrainYoloParams(YoloBudgetParams):
         if not self.model.endswith((".yaml", ".yml")):
             raise ParamsError(f"{where}.model: {self.model!r} must be a model yaml such as yolov8n.yaml or yolo11n.yaml "
                               "(built from scratch; a .pt checkpoint would be downloaded)")
-        if not re.fullmatch(r"cpu|mps|\d+(,\d+)*", self.device):
-            raise ParamsError(f"{where}.device: {self.device!r} is not an Ultralytics device; use cpu, 0, or a GPU "
-                              "list such as 0,1,2,3 (Ultralytics then trains with its own DDP)")
+        if not re.fullmatch(r"cpu|mps|\d+", self.device):
+            raise ParamsError(f"{where}.device: {self.device!r} is not one Ultralytics device; use cpu or a GPU index "
+                              "such as 0 (a GPU list would train under Ultralytics' DDP, in processes where the "
+                              "optimiser-step count and the final weights cannot be taken)")
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ def small_real(tmp_path_factory, base_params) -> Path:
     params = copy.deepcopy(base_params)
     params["prepare"].update(pool_per_class=1, judge_per_class=1, shots_per_class=2, val_per_class=1, test_per_class=1)
     params["prepare"]["det"].update(train_images=3, val_images=2, test_images=2, pool_images=2)
+    params["real_pool"]["per_class"] = 1
     tmp = tmp_path_factory.mktemp("real")
     proc = run_module("stages.prepare", "--params", str(write_params(tmp / "p.yaml", params)),
                       "--user-cls", "x", "--user-det", "x", "--out", str(tmp / "real"))

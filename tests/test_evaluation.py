@@ -145,9 +145,9 @@ def test_summary_means_intervals_and_paired_differences(tiny: Path):
     row = s["variants"]["ddim"]["accuracy"]["diff_vs_baseline"]
     assert row["mean"] == pytest.approx(np.mean(diffs), abs=1e-6) and row["n"] == 2
     assert row["ci95"] == pytest.approx(stats.t.ppf(0.975, 1) * np.std(diffs, ddof=1) / np.sqrt(2), abs=1e-6)
-    assert row["p_value"] == pytest.approx(stats.ttest_rel([ddim["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)],
-                                                          [base["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)]).pvalue,
-                                           abs=1e-6)
+    expected = stats.ttest_rel([ddim["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)],
+                               [base["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)]).pvalue if any(diffs) else 1.0
+    assert row["p_value"] == pytest.approx(expected, abs=1e-6)  # identical results: no evidence of a difference
     p_values = sorted(s["variants"][v]["accuracy"]["diff_vs_baseline"]["p_value"] for v in ("ddim", "real_pool"))
     assert sorted(s["variants"][v]["accuracy"]["diff_vs_baseline"]["p_holm"] for v in ("ddim", "real_pool")) == \
         pytest.approx([min(1, 2 * p_values[0]), min(1, max(2 * p_values[0], p_values[1]))], abs=1e-6)
@@ -163,12 +163,16 @@ def test_summary_means_intervals_and_paired_differences(tiny: Path):
 
 
 def test_holm_adjustment_values():
+    from scipy import stats
+
     from stages.summarize import holm, paired
 
     # Holm (1979): sorted p × (m, m-1, ...), made monotone, capped at 1
     assert holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": None}) == {"a": 0.03, "b": 0.06, "c": 0.06, "d": None}
     assert holm({"a": 0.5, "b": 0.6}) == {"a": 1.0, "b": 1.0}
     assert paired([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])["p_value"] == 1.0
+    a, b = [0.93, 0.95, 0.94, 0.96], [0.91, 0.92, 0.94, 0.93]
+    assert paired(a, b)["p_value"] == pytest.approx(stats.ttest_rel(a, b).pvalue, abs=1e-6)
     assert paired([0.5], [0.4]) == {"mean": 0.1, "ci95": None, "n": 1, "p_value": None}
 
 

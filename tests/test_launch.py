@@ -58,6 +58,7 @@ def test_sampling_over_two_processes_is_byte_identical_to_one(tmp_path: Path, pa
 
 def test_resnet_trains_under_ddp_on_two_cpu_processes(tmp_path: Path, params, small_real):
     params["variants"] = {"baseline": {"source": "none", "ratio": 0.0}}
+    params["train_yolo"]["variants"] = ["baseline"]
     params["train_resnet"].update(steps=12, batch_size=8, eval_every=3, warmup_steps=1, lr=0.02, max_shift=0)
     params["launch"]["training"] = {"launcher": "torchrun", "processes": 2, "threads": 1}
     p = write_params(tmp_path / "params.yaml", params)
@@ -110,9 +111,12 @@ def test_launch_params_are_validated(params, tmp_path: Path):
         parse_params(params)
     params["launch"]["sampling"]["launcher"] = "accelerate"
     params["train_yolo"]["device"] = "cuda:0"
-    with pytest.raises(ParamsError, match=r"train_yolo.device: 'cuda:0' is not an Ultralytics device"):
+    with pytest.raises(ParamsError, match=r"train_yolo.device: 'cuda:0' is not one Ultralytics device"):
         parse_params(params)
-    params["train_yolo"]["device"] = "0,1"
+    params["train_yolo"]["device"] = "0,1"  # Ultralytics' DDP: no step count, no final weights in this process
+    with pytest.raises(ParamsError, match=r"train_yolo.device: '0,1' is not one Ultralytics device"):
+        parse_params(params)
+    params["train_yolo"]["device"] = "0"
     parse_params(params)
     proc = launched("scoring", "stages.txt2img", "--params", write_params(tmp_path / "p.yaml", params), "--out", "x")
     assert proc.returncode == 1 and error_lines(proc) == [

@@ -89,8 +89,8 @@ def test_embedded_layout_sizes_and_disjointness(embedded: Path, base_params):
     p = base_params["prepare"]
     names = json.loads((embedded / "classes.json").read_text())
     assert names[:3] == ["zero", "one", "two"] and len(names) == 10
-    per_class = {"pool": p["pool_per_class"], "train": p["shots_per_class"], "val": p["val_per_class"],
-                 "test": p["test_per_class"]}
+    per_class = {"pool": p["pool_per_class"], "judge": p["judge_per_class"], "train": p["shots_per_class"],
+                 "val": p["val_per_class"], "test": p["test_per_class"]}
     hashes: dict[str, set[str]] = {}
     for split, n in per_class.items():
         for name in names:
@@ -115,7 +115,7 @@ def test_embedded_detection_is_a_valid_ultralytics_dataset(embedded: Path, base_
     assert data["nc"] == 10 and data["names"][3] == "three"
     assert Path(data["test"]) == (embedded / "det" / "images" / "test").resolve()
     det = base_params["prepare"]["det"]
-    for split in ("train", "val", "test"):
+    for split in ("train", "val", "test", "pool"):
         images = sorted((embedded / "det" / "images" / split).glob("*.png"))
         assert len(images) == det[f"{split}_images"]
         counts = []
@@ -173,9 +173,12 @@ def test_folders_import_letterboxes_and_remaps(tmp_path: Path, folders_params):
     proc, out = run_prepare(tmp_path, folders_params, user)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "classes.json").read_text()) == ["cat", "dog"]
-    # val held out of train (2 per class), test taken as given, pool defaults to train
-    assert {s: len(list((out / "cls" / s).rglob("*.png"))) for s in ("pool", "train", "val", "test")} == \
-        {"pool": 8, "train": 8, "val": 4, "test": 12}
+    # val held out of train (2 per class), test taken as given, pool defaults to train, judge to pool
+    assert {s: len(list((out / "cls" / s).rglob("*.png"))) for s in ("pool", "judge", "train", "val", "test")} == \
+        {"pool": 8, "judge": 8, "train": 8, "val": 4, "test": 12}
+    # no pool: split in the dataset yaml: the class-agnostic detector pretrains on the train canvases
+    assert sorted(f.read_bytes() for f in (out / "det" / "labels" / "pool").glob("*.txt")) == \
+        sorted(f.read_bytes() for f in (out / "det" / "labels" / "train").glob("*.txt"))
     img = Image.open(next((out / "cls" / "train" / "cat").glob("*.png")))
     assert img.size == (32, 32) and img.mode == "RGB"
     # 200x100 → 128x64 centred with 32 px bars: y maps to 32 + 64*y
