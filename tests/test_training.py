@@ -254,3 +254,18 @@ def test_yolo_budget_rules_in_params(params):
     params["train_yolo"].update(variants=["baseline"], close_mosaic=200)
     with pytest.raises(ParamsError, match=r"train_yolo\.close_mosaic: 200 epochs without mosaic"):
         parse_params(params)
+
+
+def test_the_committed_detectors_all_took_the_same_optimiser_steps(base_params):
+    """The pipeline's own runs (budget.json is a git-tracked DVC metric): one step count for every
+    variant and seed, and the summary agrees."""
+    from tests.conftest import ROOT
+
+    y = base_params["train_yolo"]
+    assert len(y["seeds"]) >= 3 and "baseline" in y["variants"]
+    steps = {(v, s): json.loads((ROOT / f"models/yolo/{v}/seed{s}/budget.json").read_text())["optimizer_steps"]
+             for v in y["variants"] for s in y["seeds"]}
+    assert len(set(steps.values())) == 1, steps
+    summary = json.loads((ROOT / "metrics/summary.json").read_text())
+    assert summary["budget"]["yolo_equal"] is True
+    assert {n for runs in summary["budget"]["yolo_optimizer_steps"].values() for n in runs} == set(steps.values())
