@@ -122,10 +122,12 @@ def verdict(summary: dict) -> list[str]:
         text += f" after Holm's adjustment over {n} comparisons (α = {summary['alpha']:g})."
         ref = summary.get("reference")
         if ref in rows:
-            worth = [f"{v} {r['worth_vs_real']:.2f}" for v, r in rows.items()
-                     if r.get("worth_vs_real") is not None]
-            if worth:
-                text += f" Gain relative to the real reference ({ref}): " + ", ".join(worth) + "."
+            worth = [f"{v} {r['worth_vs_real']:.2f}" for v, r in rows.items() if r.get("worth_vs_real") is not None]
+            if rows[ref]["diff_vs_baseline"].get("beats_baseline") and worth:
+                text += (f" Each synthetic variant's gain as a share of the real reference's ({ref}, the same "
+                         "number of real images): " + ", ".join(worth) + ".")
+            elif worth:
+                text += f" The real reference ({ref}) does not beat the baseline either: no exchange rate to real images."
         lines.append(text)
     steps = summary["budget"]["yolo_optimizer_steps"]
     counts = sorted({n for runs in steps.values() for n in runs})
