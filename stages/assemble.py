@@ -17,10 +17,11 @@ of their intended class (the CLIP-filtering step of synthetic-data papers); the 
 included, come from the kept images only. img2img detection canvases are not filtered.
 A ``real/pool`` source (stage real_pool: real pool digits in the txt2img layout) is assembled
 exactly like txt2img: it is the real-data reference for every synthetic variant.
-Detection from txt2img (and the real pool) is X-Paste: each synthetic digit is cut out with a mask (pixels whose
-distance from the image's border colour exceeds ``assemble.paste_threshold`` of the maximum) and
-pasted, in an ink colour contrasting the spot, onto a real train canvas at a free place, with its
-exact ink box. Detection from img2img uses the regenerated canvases with their kept boxes.
+Detection from txt2img (and the real pool) is X-Paste: each synthetic digit is cut out with a mask
+(pixels whose distance from the image's border colour exceeds ``assemble.paste_threshold`` of the
+maximum) and pasted, in an ink colour contrasting the spot, onto a real train canvas at a free
+place, with its exact ink box. Detection from img2img uses the regenerated canvases with their kept
+boxes.
 """
 
 from __future__ import annotations
