@@ -44,14 +44,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise DataError(f"{args.data}: missing; run `dvc repro prepare`")
     spec = yaml.safe_load(args.data.read_text())
     root = args.data.parent.resolve()
-    pool = sorted((root / spec.get("pool", "images/pool")).glob("*.png"))
+    pool_dir = spec.get("pool", "images/pool")
+    pool = sorted((root / pool_dir).glob("*.png"))
     if not pool:
-        raise DataError(f"{root}/images/pool: no canvases; run `dvc repro prepare`")
+        raise DataError(f"{root / pool_dir}: no canvases; run `dvc repro prepare`")
     budget = DetectorBudget.of(c, params.train_yolo.model, params.train_yolo.device, params.launch.training.threads)
     work = Path(tempfile.mkdtemp(prefix="synthaug-pretrain-yolo-"))
     try:
         data = work / "data.yaml"
-        data.write_text(yaml.safe_dump({"path": str(root), "train": spec.get("pool", "images/pool"),
+        data.write_text(yaml.safe_dump({"path": str(root), "train": pool_dir,
                                         "val": spec["val"], "names": spec["names"]}, sort_keys=False))
         (work / "run").mkdir()
         result = train_detector(data, work / "run", budget, params.seed, len(pool), len(pool), single_cls=True)

@@ -91,12 +91,12 @@ def diff_text(row: dict | None) -> str:
     return mean_text(row, True) + holm
 
 
-def fmt(row: dict | None, signed: bool = False) -> str:
+def fmt(row: dict | None, signed: bool = False, alpha: float = 0.0) -> str:
     """:func:`mean_text` (or :func:`diff_text`) for HTML: a difference that survives Holm's
-    adjustment is coloured; one whose interval merely excludes 0 is underlined."""
+    adjustment at ``alpha`` is coloured; one whose interval merely excludes 0 is underlined."""
     text = html.escape(diff_text(row) if signed else mean_text(row)).replace(
         "(1 seed)", '<span class="muted">(1 seed)</span>')
-    if signed and row is not None and row.get("p_holm") is not None and row["p_holm"] < 0.05:
+    if signed and row is not None and row.get("p_holm") is not None and row["p_holm"] < alpha:
         return f'<span class="{"gain" if row["mean"] > 0 else "loss"}">{text}</span>'
     if signed and row is not None and row["ci95"] is not None and abs(row["mean"]) > row["ci95"]:
         return f"<u>{text}</u>"
@@ -141,7 +141,8 @@ def results_table(summary: dict) -> str:
     head = "".join(f"<th>{label}</th><th>Δ vs baseline</th>" for label in METRIC_LABELS.values())
     rows = []
     for name, v in summary["variants"].items():
-        cells = "".join(f"<td>{fmt(v.get(m))}</td><td>{fmt(v.get(m, {}).get('diff_vs_baseline'), signed=True)}</td>"
+        cells = "".join(f"<td>{fmt(v.get(m))}</td>"
+                        f"<td>{fmt(v.get(m, {}).get('diff_vs_baseline'), True, summary['alpha'])}</td>"
                         for m in METRIC_LABELS)
         rows.append(f"<tr><td><b>{html.escape(name)}</b><br><span class='muted'>{html.escape(v['source'])}, "
                     f"ratio {v['ratio']:g}</span></td>{cells}</tr>")

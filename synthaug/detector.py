@@ -32,21 +32,13 @@ from synthaug.params import YoloBudgetParams
 
 
 @dataclass(frozen=True)
-class DetectorBudget:
-    """What one detector run is given, in the units the comparison needs (steps, not epochs)."""
+class DetectorBudget(YoloBudgetParams):
+    """What one detector run is given: a params section's budget (epochs, ``close_mosaic`` and
+    ``warmup_epochs`` over the real train canvases) plus the model, device and torch threads."""
 
     model: str
-    epochs: int          # over the real train canvases
-    close_mosaic: int    # final epochs without mosaic, over the real train canvases
-    warmup_epochs: float
-    batch: int
-    imgsz: int
-    optimizer: str
-    lr0: float
-    mosaic: float
-    fliplr: float
-    device: str = "cpu"
-    threads: int = 2
+    device: str
+    threads: int
 
     @classmethod
     def of(cls, cfg: YoloBudgetParams, model: str, device: str, threads: int) -> DetectorBudget:
@@ -107,8 +99,6 @@ def train_detector(data_yaml: Path, out: Path, budget: DetectorBudget, seed: int
             raise ModelError(f"{init}: cannot read ({exc}); run `dvc repro pretrain_yolo`") from None
 
     def initialise(trainer: Any) -> None:  # after the model, optimiser and EMA exist
-        if init is None:
-            return
         counts["initialised_tensors"] = transfer(trainer.model, start)
         if counts["initialised_tensors"] == 0:
             raise ModelError(f"{init}: no tensor fits {budget.model}; was it pretrained with another model yaml?")
@@ -128,7 +118,8 @@ def train_detector(data_yaml: Path, out: Path, budget: DetectorBudget, seed: int
                       if isinstance(v, torch.Tensor)})
 
     model = YOLO(budget.model)
-    model.add_callback("on_pretrain_routine_end", initialise)
+    if init is not None:
+        model.add_callback("on_pretrain_routine_end", initialise)
     model.add_callback("on_train_start", count_steps)
     model.add_callback("on_train_end", keep_final)
     cpu = budget.device == "cpu"
