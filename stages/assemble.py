@@ -10,8 +10,12 @@ Outputs: ``--out`` (data/datasets/<variant>):
          No test split: only the evaluate stage reads it, from data/real.
          Files are hard links where the filesystem allows, else copies; order is deterministic.
          ``--metrics`` (metrics/assemble/<variant>.json): synthetic images kept/dropped per class.
-Params:  seed, variants.<variant>, assemble.*, filter.min_confidence,
+Params:  seed, data.image_size, data.channels, variants.<variant>, assemble.*, filter.min_confidence,
          prepare.det.min_object_size/max_object_size/max_iou
+Synthetic images of any size and mode (a checkpoint samples at its own size: 512 px for SD 1.5)
+become classification images exactly as real ones did in prepare: letterboxed to
+``data.image_size``, in ``data.channels``; X-Paste cut-outs are scaled to the largest size a digit
+is pasted at on the canvases.
 The filter drops synthetic images the judge gives less than ``filter.min_confidence`` probability
 of their intended class (the CLIP-filtering step of synthetic-data papers); the rest, cutouts
 included, come from the kept images only. img2img detection canvases are not filtered.
@@ -40,7 +44,8 @@ from PIL import Image
 from synthaug.cli import run
 from synthaug.compose import border_distance, place_digits
 from synthaug.errors import DataError
-from synthaug.images import atomic_dir, format_yolo_line, image_folder, link, load_array, read_yolo_boxes, save_png
+from synthaug.images import (atomic_dir, cls_image, format_yolo_line, image_folder, letterbox, link, load_array,
+                             read_yolo_boxes, save_png)
 from synthaug.params import load_params
 
 log = logging.getLogger("assemble")
@@ -54,15 +59,30 @@ def link_tree(src: Path, dst: Path) -> int:
     return len(files)
 
 
-def cutout(path: Path, threshold: float) -> np.ndarray:
-    """White-on-black uint8 mask of the object in a generated image (see the module docstring)."""
-    dist, _ = border_distance(np.asarray(Image.open(path).convert("RGB")))
+def cutout(path: Path, threshold: float, max_side: int) -> np.ndarray:
+    """White-on-black uint8 mask of the object in a generated image (see the module docstring),
+    square, and no larger than ``max_side`` px: the largest a digit is pasted at (a 512 px Stable
+    Diffusion image is cut out at full size, then scaled down once)."""
+    with Image.open(path) as img:
+        dist, _ = border_distance(np.asarray(img.convert("RGB")))
     mask = np.where(dist >= threshold * max(dist.max(), 1e-6), dist / max(dist.max(), 1e-6), 0.0)
-    return (mask * 255).round().astype(np.uint8)
+    mask = Image.fromarray((mask * 255).round().astype(np.uint8))
+    return np.asarray(letterbox(mask, min(max(mask.size), max_side), "L", 0)[0])
+
+
+def add_cls_image(src: Path, dst: Path, size: int, channels: int) -> None:
+    """A synthetic image into a classification set: linked when it already is a dataset image
+    (``size`` px, the data's mode), else converted as prepare converts real ones (:func:`cls_image`).
+    The original stays in data/synthetic for the galleries."""
+    with Image.open(src) as img:
+        if img.size == (size, size) and img.mode == ("L" if channels == 1 else "RGB"):
+            link(src, dst)
+        else:
+            save_png(cls_image(img, size, channels), dst.with_suffix(".png"))
 
 
 def apply_filter(synthetic: list[tuple[Path, int]], classes: list[str], judge_dir: Path,
-                 min_confidence: float) -> tuple[list[tuple[Path, int]], dict]:
+                 min_confidence: float, fit: tuple[int, int]) -> tuple[list[tuple[Path, int]], dict]:
     """Keep the synthetic images the judge assigns to their class with >= ``min_confidence``."""
     keep = [True] * len(synthetic)
     if min_confidence > 0 and synthetic:
@@ -74,7 +94,7 @@ def apply_filter(synthetic: list[tuple[Path, int]], classes: list[str], judge_di
         if config["classes"] != classes:
             raise DataError(f"{judge_dir}: judge classes {config['classes']} differ from the dataset's {classes}; "
                             "rerun `dvc repro judge`")
-        x = torch.from_numpy(np.stack([load_array(f, "RGB") for f, _ in synthetic])).permute(0, 3, 1, 2)
+        x = torch.from_numpy(np.stack([load_array(f, "RGB", fit) for f, _ in synthetic])).permute(0, 3, 1, 2)
         probs, _ = predict(net, x)
         labels = torch.tensor([k for _, k in synthetic])
         keep = (probs[torch.arange(len(labels)), labels] >= min_confidence).tolist()
@@ -113,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     synthetic = image_folder(syn_cls_root, classes) if variant.source != "none" else []
     if variant.source != "none" and variant.ratio > 0 and not synthetic:
         raise DataError(f"{syn_cls_root}: no synthetic classification images for variant {args.variant}")
-    synthetic, filtered = apply_filter(synthetic, classes, args.judge, params.filter.min_confidence)
+    fit = (params.data.image_size, params.data.channels)
+    synthetic, filtered = apply_filter(synthetic, classes, args.judge, params.filter.min_confidence, fit)
     if variant.source != "none" and variant.ratio > 0 and not synthetic:
         raise DataError(f"{syn_cls_root}: the filter dropped every synthetic image; lower filter.min_confidence "
                         f"({params.filter.min_confidence:g})")
@@ -121,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with atomic_dir(args.out) as tmp:
         counts = {f"cls_{s}": link_tree(args.real / "cls" / s, tmp / "cls" / s) for s in SPLITS}
         for f, k in synthetic:
-            link(f, tmp / "cls" / "synthetic" / classes[k] / f.name)
+            add_cls_image(f, tmp / "cls" / "synthetic" / classes[k] / f.name, *fit)
         counts["cls_synthetic"] = len(synthetic)
         real_det = args.real / "det"
         for split in SPLITS:
@@ -130,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         real_canvases = sorted((real_det / "images" / "train").glob("*.png"))
         n_syn = round(variant.ratio * len(real_canvases))
         if kind in ("txt2img", "real") and n_syn:
-            masks = np.stack([cutout(f, a.paste_threshold) for f, _ in synthetic])
+            with Image.open(real_canvases[0]) as first:
+                max_side = max(8, round(det_cfg.max_object_size * first.width))  # as place_digits sizes them
+            masks = [cutout(f, a.paste_threshold, max_side) for f, _ in synthetic]
             labels = np.array([k for _, k in synthetic])
             for i in range(n_syn):
                 src = real_canvases[i % len(real_canvases)]

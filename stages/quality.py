@@ -10,7 +10,8 @@ Outputs: ``--out`` (metrics/quality/<kind>/<name>.json, DVC metrics):
          compare sources at equal counts only); ``cas`` — classification accuracy score: a ResNet
          trained on the synthetic images alone with train_resnet's budget, tested on real val;
          ``seconds_per_image`` — sampling cost from ``--timing`` (measured, so not deterministic).
-Params:  seed, train_resnet (budget)
+Params:  seed, data.image_size, data.channels (images of any size are scored as assemble converts
+         them), train_resnet (budget)
 These scores exist to choose a scheduler, step count or strength, so they look at ``val`` only:
 the test split is touched by the evaluate stage alone.
 """
@@ -63,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     files = image_folder(manifest.parent, classes)
     if len(files) < 2:
         raise DataError(f"{manifest.parent}: {len(files)} synthetic images; the scores need at least 2")
-    images, labels = load_images([f for f, _ in files]), torch.tensor([k for _, k in files])
+    fit = (params.data.image_size, params.data.channels)  # as assemble makes them dataset images
+    images, labels = load_images([f for f, _ in files], fit), torch.tensor([k for _, k in files])
     judge, _ = load_trained(args.judge)
     real_x, _ = load_folder(args.real / "cls" / "val", classes)
     _, real_features = predict(judge, real_x)

@@ -7,7 +7,8 @@ Outputs: ``--out`` (data/study/<scheduler>/<steps>/<class>/<id>.png: the report'
          ``--metrics`` (metrics/study/<scheduler>.json, DVC metrics): per step count, conditional
          accuracy, Fréchet distance to real val images (judge features; never test, since the
          study exists to choose) and seconds per image (measured; not deterministic)
-Params:  generate.*, schedulers.<scheduler>, study.*, launch.sampling.threads (as txt2img)
+Params:  generate.*, schedulers.<scheduler>, study.*, launch.sampling.threads (as txt2img),
+         data.image_size, data.channels (images are scored as assemble converts them)
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for record, image in zip(batch, out):
                     files.append(tmp / str(steps) / record["name"] / f"{record['id']}.png")
                     save_png(image, files[-1])
-            scores = judge_scores(judge, load_images(files), [r["class"] for r in records], real_features)
+            scores = judge_scores(judge, load_images(files, (params.data.image_size, params.data.channels)),
+                                  [r["class"] for r in records], real_features)
             result[f"steps_{steps}"] = {"steps": steps, "conditional_accuracy": scores["conditional_accuracy"],
                                         "frechet_distance": scores["frechet_distance"],
                                         "seconds_per_image": round(seconds / len(records), 5)}

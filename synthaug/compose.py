@@ -48,7 +48,7 @@ def paste_digit(
 
 def place_digits(
     canvas: np.ndarray,
-    digits: np.ndarray,
+    digits: Sequence[np.ndarray],
     labels: np.ndarray,
     count: int,
     min_size: float,
@@ -57,9 +57,10 @@ def place_digits(
     rng: np.random.Generator,
     boxes: list | None = None,
 ) -> tuple[list[int], list[tuple[float, ...]]]:
-    """Paste ``count`` random digits onto ``canvas`` (float RGB, modified in place) at random sizes
-    (a fraction of the canvas) and places whose ink overlaps no box in ``boxes`` by more than
-    ``max_iou``; return the (classes, pixel xyxy boxes) pasted. Digits that find no place are skipped."""
+    """Paste ``count`` random digits (square white-on-black uint8 masks of any size) onto ``canvas``
+    (float RGB, modified in place) at random sizes (a fraction of the canvas) and places whose ink
+    overlaps no box in ``boxes`` by more than ``max_iou``; return the (classes, pixel xyxy boxes)
+    pasted. Digits that find no place are skipped."""
     size = canvas.shape[0]
     taken = list(boxes or [])
     classes, pasted = [], []

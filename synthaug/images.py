@@ -59,6 +59,15 @@ def letterbox(image: Image.Image, size: int, mode: str, fill: int) -> tuple[Imag
     return canvas, Letterbox(nw / w, nh / h, px, py, size)
 
 
+CLS_FILL = 0  # digits sit on black; padding must not add a frame a classifier could learn
+
+
+def cls_image(image: Image.Image, size: int, channels: int) -> Image.Image:
+    """A classification image as every dataset holds it, real or synthetic, whatever its source
+    size and mode: letterboxed to ``size`` px with black bars, grey (``channels`` 1) or RGB."""
+    return letterbox(image, size, "L" if channels == 1 else "RGB", CLS_FILL)[0]
+
+
 def xyxy_to_yolo(box: Sequence[float]) -> tuple[float, float, float, float]:
     """Normalised xyxy → normalised (x-centre, y-centre, width, height)."""
     x0, y0, x1, y1 = box
@@ -135,6 +144,8 @@ def image_folder(root: Path, classes: Sequence[str]) -> list[tuple[Path, int]]:
     return [(f, k) for k, name in enumerate(classes) for f in sorted((root / name).glob("*.png"))]
 
 
-def load_array(path: Path, mode: str) -> np.ndarray:
+def load_array(path: Path, mode: str, fit: tuple[int, int] | None = None) -> np.ndarray:
+    """Pixels of an image file in ``mode``; with ``fit`` = (size, channels), first made a dataset
+    classification image (:func:`cls_image`), as a model of any native size produces them."""
     with Image.open(path) as img:
-        return np.asarray(img.convert(mode))
+        return np.asarray((cls_image(img, *fit) if fit else img).convert(mode))

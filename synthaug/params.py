@@ -144,6 +144,13 @@ class GenerateParams:
     def validate(self, where: str) -> None:
         if not re.fullmatch(r"cpu|cuda(:\d+)?|mps|xpu(:\d+)?", self.device):
             raise ParamsError(f"{where}.device: {self.device!r} is not a torch device; use cpu, cuda, cuda:1 or mps")
+        if self.size is not None and self.model == "builtin":
+            raise ParamsError(f"{where}.size: {self.size} — the builtin model samples at data.image_size, the size "
+                              "it was pretrained at; set size: null (it is a text-conditioned checkpoint's knob)")
+        if self.size is not None and self.size % 8:
+            raise ParamsError(f"{where}.size: {self.size} is not a multiple of 8 (Stable Diffusion's VAE halves the "
+                              f"side 3 times); use {self.size // 8 * 8 or 8} or {self.size // 8 * 8 + 8}, or null for "
+                              "the model's own size")
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,12 @@ def build_resnet(cfg: ResnetBudget, n_classes: int, pretrained: bool = True) -> 
     return net
 
 
-def load_images(files: Sequence[Path]) -> torch.Tensor:
-    """uint8 NCHW RGB tensor of image files (the classifiers' input format)."""
+def load_images(files: Sequence[Path], fit: tuple[int, int] | None = None) -> torch.Tensor:
+    """uint8 NCHW RGB tensor of image files (the classifiers' input format); ``fit`` =
+    (data.image_size, data.channels) converts generated images of any size as assemble does."""
     if not files:
         return torch.zeros((0, 3, 1, 1), dtype=torch.uint8)
-    return torch.from_numpy(np.stack([load_array(f, "RGB") for f in files])).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(np.stack([load_array(f, "RGB", fit) for f in files])).permute(0, 3, 1, 2).contiguous()
 
 
 def load_folder(root: Path, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

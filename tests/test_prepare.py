@@ -154,7 +154,7 @@ def make_user_data(root: Path, n: int = 6) -> Path:
         (root / "det" / "images" / split).mkdir(parents=True)
         (root / "det" / "labels" / split).mkdir(parents=True)
         for i in range(3):
-            Image.new("RGB", (200, 100), (0, 0, 0)).save(root / "det" / "images" / split / f"im{i}.jpg")
+            Image.new("RGB", (200, 100), (10 * i, len(split), 0)).save(root / "det" / "images" / split / f"im{i}.jpg")
             (root / "det" / "labels" / split / f"im{i}.txt").write_text("1 0.5 0.5 0.2 0.4\n0 0.1 0.1 0.2 0.2\n")
     (root / "det" / "data.yaml").write_text(yaml.safe_dump(
         {"path": ".", "train": "images/train", "val": "images/val", "test": "images/test", "names": ["cat", "dog"]}))
@@ -200,7 +200,22 @@ def test_folders_import_letterboxes_and_remaps(tmp_path: Path, folders_params):
         (lambda u: (u / "cls/train").rename(u / "cls/training"), "cls/train: missing"),
         (lambda u: (u / "det/data.yaml").write_text("train: images/train\nval: images/nope\nnames: [cat, dog]\n"),
          "'val: images/nope' names"),
-        (lambda u: (u / "det/data.yaml").write_text("train: images/train\nnames: [dog, cat]\n"), "must equal the classification"),
+        (lambda u: (u / "det/data.yaml").write_text("train: images/train\nnames: [cat, bird]\n"),
+         "names ['bird'] have no class folder and classes ['dog'] have no name here"),
+        (lambda u: (u / "det/data.yaml").write_text("train: images/train\nnames: [cat, dog, cat]\n"),
+         "names ['cat'] appear more than once"),
+        (lambda u: (u / "det/labels/train/im0.txt").write_bytes("0 0.5 0.5 0.1 0.1 # étiquette\n".encode("latin-1")),
+         "det/labels/train/im0.txt: not UTF-8 text (invalid continuation byte at byte 20); save the label file"),
+        (lambda u: (u / "det/data.yaml").write_bytes("train: images/train\nnames: [cat, dog]  # chién\n".encode("cp1252")),
+         "det/data.yaml: not UTF-8 text"),
+        (lambda u: (u / "cls/test/dog/copy.png").write_bytes((u / "cls/train/dog/img1.png").read_bytes()),
+         "cls/test/dog/copy.png is the same image as"),
+        (lambda u: Image.open(u / "cls/train/cat/img1.png").save(u / "cls/train/dog/cat_again.png", compress_level=0),
+         "cls/train/dog/cat_again.png is the same image as"),  # another encoding of the same pixels, another class
+        (lambda u: (u / "det/images/val/im2.jpg").write_bytes((u / "det/images/train/im0.jpg").read_bytes()),
+         "det/images/val/im2.jpg is the same image as"),
+        (lambda u: Image.fromarray(np.ones((9, 9), np.float32)).save(u / "cls/train/cat/depth.tif"),
+         "cls/train/cat/depth.tif: floating-point image (mode F)"),
     ],
 )
 def test_bad_user_data_fails_with_one_line_and_no_output(tmp_path: Path, folders_params, damage, message):
@@ -211,3 +226,45 @@ def test_bad_user_data_fails_with_one_line_and_no_output(tmp_path: Path, folders
     errors = error_lines(proc)
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "user"]  # no real/, no temp dir
+
+
+def test_dataset_yaml_names_in_another_order_are_matched_by_name(tmp_path: Path, folders_params):
+    user = make_user_data(tmp_path / "user")
+    spec = yaml.safe_load((user / "det/data.yaml").read_text())
+    (user / "det/data.yaml").write_text(yaml.safe_dump(spec | {"names": {0: "dog", 1: "cat"}}))
+    proc, out = run_prepare(tmp_path, folders_params, user)
+    assert proc.returncode == 0, proc.stderr
+    # the user's "1 0.5 0.5 0.2 0.4" is a cat (id 1 in their yaml); cat is class 0 here (sorted folders)
+    first = [line.split()[0] for line in (out / "det/labels/val/00000.txt").read_text().splitlines()]
+    assert first == ["0", "1"]
+    assert yaml.safe_load((out / "det/data.yaml").read_text())["names"] == {0: "cat", 1: "dog"}
+
+
+def test_exif_orientation_16_bit_grey_and_repeats_within_a_split(tmp_path: Path, folders_params):
+    user = make_user_data(tmp_path / "user")
+    # a phone photo: stored 200x100 landscape, EXIF orientation 6 (shown rotated 90°, 100x200 portrait);
+    # its label is drawn on the upright picture, as Ultralytics (OpenCV) reads it
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for f in (user / "det/images/val").iterdir():
+        Image.open(f).save(f, exif=exif)
+    deep = np.linspace(0, 65535, 40 * 40).reshape(40, 40).astype(np.uint16)
+    Image.fromarray(deep).save(user / "cls/test/cat/deep.png")  # 16-bit grey
+    (user / "cls/train/dog/again.png").write_bytes((user / "cls/train/dog/img1.png").read_bytes())
+    proc, out = run_prepare(tmp_path, folders_params, user)
+    assert proc.returncode == 0, proc.stderr
+    # upright 100x200 → 64x128 centred with 32 px bars left and right: x maps to 32 + 64*x
+    line = (out / "det/labels/val/00000.txt").read_text().splitlines()[0].split()
+    np.testing.assert_allclose([float(v) for v in line[1:]], [(32 + 64 * 0.5) / 128, 0.5, 0.2 * 64 / 128, 0.4],
+                               atol=1e-6)
+    grey = np.asarray(Image.open(next((out / "cls/test/cat").glob("*_deep.png"))).convert("L"), dtype=float)
+    assert 100 < grey[grey > 0].mean() < 160  # scaled, not clipped to white
+    assert "dropped 1 repeated copies" in proc.stderr
+    kept = [f for split in ("train", "val") for f in (out / "cls" / split / "dog").glob("*.png")
+            if f.stem.endswith(("_again", "_img1"))]
+    assert len(kept) == 1  # one copy, on one side of the held-out split
+    origin = json.loads((out / "splits.json").read_text())
+    assert origin["cls"]["pool"] == "the train split (no pool/ folder)"
+    assert origin["cls"]["val"] == "held out of cls/train/ (2 per class)"
+    assert origin["det"]["pool"] == "the train split (no 'pool:' split)"
+    assert "pool is the train split itself" in proc.stderr
