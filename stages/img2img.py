@@ -34,7 +34,7 @@ from synthaug.errors import DataError
 from synthaug.images import image_folder, letterbox, read_yolo_boxes, save_png
 from synthaug.launch import process_group
 from synthaug.params import Params, load_params
-from synthaug.resume import BatchJournal, digest_files, run_batches, stable_seed, write_timing
+from synthaug.resume import BatchJournal, digest_files, model_digest, run_batches, stable_seed, write_timing
 
 log = logging.getLogger("img2img")
 CELL = 28 / 20  # an MNIST digit's ink spans ~20 of its 28 px cell: crop that much context around a box
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                    "real": digest_files([args.real / "cls" / "train"] + [det_dir / kind / split
                                                                           for split in ("train", "val")
                                                                           for kind in ("images", "labels")]),
-                   "model": digest_files([args.builtin]) if g.model == "builtin" else g.model}
+                   "model": model_digest(g.model, args.builtin)}
     group = process_group(g.device, params.launch.sampling)
     with group.main_process_first():  # only the main process may wipe a stale output
         journal = BatchJournal(args.out, fingerprint)

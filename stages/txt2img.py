@@ -25,7 +25,7 @@ from synthaug.diffusion import backend_for, make_scheduler
 from synthaug.images import save_png
 from synthaug.launch import process_group
 from synthaug.params import ParamsError, load_params
-from synthaug.resume import BatchJournal, digest_files, read_jsonl, run_batches, write_timing
+from synthaug.resume import BatchJournal, digest_files, model_digest, read_jsonl, run_batches, write_timing
 
 log = logging.getLogger("txt2img")
 
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     model_id = g.model if g.model != "builtin" else str(args.builtin)
     fingerprint = {"generate": g, "scheduler": args.scheduler, "options": options,
                    "prompts": digest_files([args.prompts]),
-                   "model": digest_files([args.builtin]) if g.model == "builtin" else g.model}
+                   "model": model_digest(g.model, args.builtin)}
     group = process_group(g.device, params.launch.sampling)
     with group.main_process_first():  # only the main process may wipe a stale output
         journal = BatchJournal(args.out, fingerprint)

@@ -46,8 +46,16 @@ def digest_files(paths: Iterable[Path]) -> str:
         for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
             if f.is_file():
                 h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
-                h.update(hashlib.sha256(f.read_bytes()).digest())
+                with open(f, "rb") as fh:  # streamed: a Stable Diffusion folder holds GBs
+                    h.update(hashlib.file_digest(fh, "sha256").digest())
     return h.hexdigest()
+
+
+def model_digest(model: str, builtin: Path) -> str:
+    """What generated images depend on of ``generate.model``: the files of the builtin model or of a
+    local folder (weights replaced in place must not resume onto old batches), else the hub id."""
+    path = Path(builtin) if model == "builtin" else Path(model)
+    return digest_files([path]) if path.is_dir() else model
 
 
 class BatchJournal:

@@ -153,6 +153,11 @@ def test_txt2img_stage_runs_a_stable_diffusion_folder(tmp_path: Path, gen_params
     img = Image.open(tmp_path / "out" / rows[0]["file"])
     assert len(rows) == 10 and img.size == (64, 64) and img.mode == "RGB" and rows[0]["model"] == str(sd)
     assert "Sampler: DPM++ 2M" in img.text["parameters"]
+    before = pngs(tmp_path / "out")
+    tiny_stable_diffusion(sd, seed=1)  # weights replaced in the same folder: no old batch may be resumed
+    assert txt2img(tmp_path, gen_params, tmp_path / "unused", scheduler="dpmpp").returncode == 0
+    after = pngs(tmp_path / "out")
+    assert before.keys() == after.keys() and all(before[k] != after[k] for k in before)
 
 
 def test_img2img_stage_keeps_labels_and_boxes(tmp_path: Path, gen_params, builtin_dir, small_real):

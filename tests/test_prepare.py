@@ -216,6 +216,23 @@ def test_folders_import_letterboxes_and_remaps(tmp_path: Path, folders_params):
          "det/images/val/im2.jpg is the same image as"),
         (lambda u: Image.fromarray(np.ones((9, 9), np.float32)).save(u / "cls/train/cat/depth.tif"),
          "cls/train/cat/depth.tif: floating-point image (mode F)"),
+        (lambda u: [d.rename(u / "cls" / d.name) for d in (u / "cls/train").iterdir()], "cls/train: no class folders"),
+        (lambda u: (u / "cls/test/dog").rename(u / "cls/test/dogs"), "class folders ['cat', 'dogs'] differ from train's"),
+        (lambda u: [f.unlink() for f in sorted((u / "cls/train/cat").iterdir())[2:]],
+         "cls/train/cat: 2 images, too few to hold out 2 for val"),
+        (lambda u: (u / "det/data.yaml").unlink(), "det/data.yaml: missing"),
+        (lambda u: (u / "det/data.yaml").write_text("train: [images/train\n"), "det/data.yaml: not valid YAML"),
+        (lambda u: (u / "det/data.yaml").write_text("train: labels/train\nnames: [cat, dog]\n"),
+         "'train: labels/train' must be an .../images/... folder"),
+        (lambda u: ((u / "det/images/empty").mkdir(), (u / "det/data.yaml").write_text(
+            "train: images/train\nval: images/empty\nnames: [cat, dog]\n")), "no images for split 'val'"),
+        (lambda u: (u / "det/data.yaml").write_text("val: images/val\nnames: [cat, dog]\n"), "no 'train:' split"),
+        (lambda u: (u / "det/data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n"),
+         "train has 3 images, too few to hold out 128 for test (prepare.det.test_images)"),
+        (lambda u: (u / "det/labels/val/im0.txt").write_text("0 0.5 0.5 0.1\n"),
+         "det/labels/val/im0.txt:1: expected 'class x_center y_center width height'"),
+        (lambda u: (u / "det/labels/val/im0.txt").write_text("cat 0.5 0.5 0.1 0.1\n"),
+         "det/labels/val/im0.txt:1: not numbers"),
     ],
 )
 def test_bad_user_data_fails_with_one_line_and_no_output(tmp_path: Path, folders_params, damage, message):
@@ -232,8 +249,10 @@ def test_dataset_yaml_names_in_another_order_are_matched_by_name(tmp_path: Path,
     user = make_user_data(tmp_path / "user")
     spec = yaml.safe_load((user / "det/data.yaml").read_text())
     (user / "det/data.yaml").write_text(yaml.safe_dump(spec | {"names": {0: "dog", 1: "cat"}}))
+    (user / "det/labels/val/im1.txt").unlink()  # no label file: an image with no objects, as in Ultralytics
     proc, out = run_prepare(tmp_path, folders_params, user)
     assert proc.returncode == 0, proc.stderr
+    assert (out / "det/labels/val/00001.txt").read_text() == ""
     # the user's "1 0.5 0.5 0.2 0.4" is a cat (id 1 in their yaml); cat is class 0 here (sorted folders)
     first = [line.split()[0] for line in (out / "det/labels/val/00000.txt").read_text().splitlines()]
     assert first == ["0", "1"]
