@@ -9,7 +9,8 @@ Outputs: ``--markdown`` (report/results.md) and ``--study-png`` (report/study.pn
          ``--out`` (report/index.html): galleries (same prompts and seeds per scheduler and step
          count; img2img strengths next to their source, boxes drawn; X-Paste canvases), the
          results table (gain vs baseline with 95% CI), synthetic-data quality, where each real
-         split came from (data/real/splits.json), the scheduler study (table and plots), provenance (model, params hash, git revision, per-stage timings).
+         split came from (data/real/splits.json), the scheduler study (table and plots),
+         provenance (model, params hash, git revision, per-stage timings).
 Params:  report.*, study.steps, generate, variants, txt2img.schedulers, img2img.strengths
 Everything is inlined (images as data: URIs, CSS, no script), so the file works offline, alone.
 """

@@ -61,3 +61,12 @@ def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None
                "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
         with open(path, "a") as fh:  # one short append per stage: safe with parallel queue workers
             fh.write(json.dumps(row) + "\n")
+
+
+def pin_threads(threads: int) -> None:
+    """Fix torch's CPU threads (``launch.*.threads``). Left alone, torch takes one per available core,
+    and a reduction split over more threads rounds differently: a model or metric would depend on the
+    machine. Every stage that runs torch calls this first."""
+    import torch
+
+    torch.set_num_threads(threads)

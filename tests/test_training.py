@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 from safetensors.torch import load_file
 
 from synthaug.params import ParamsError, parse_params
-from tests.conftest import error_lines, run_module, write_params
+from tests.conftest import ROOT, error_lines, run_module, write_params
 
 
 def assemble(tmp_path: Path, params: dict, variant: str, real: Path, synthetic: Path, judge: Path = Path("none")):
@@ -269,3 +271,20 @@ def test_the_committed_detectors_all_took_the_same_optimiser_steps(base_params):
     summary = json.loads((ROOT / "metrics/summary.json").read_text())
     assert summary["budget"]["yolo_equal"] is True
     assert {n for runs in summary["budget"]["yolo_optimizer_steps"].values() for n in runs} == set(steps.values())
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to compare 1 with 2")
+def test_the_judge_is_identical_on_one_core_and_on_two(tmp_path: Path, params, small_real: Path):
+    """Every stage pins torch's threads from params: a machine's core count must not change a result
+    (torch would otherwise take one thread per available core, and reductions split differently)."""
+    params["judge"].update(steps=6, batch_size=16, eval_every=3, warmup_steps=1)
+    write_params(tmp_path / "params.yaml", params)
+    cores = sorted(os.sched_getaffinity(0))
+    for name, allowed in (("one", cores[:1]), ("two", cores[:2])):
+        proc = subprocess.run(
+            ["taskset", "-c", ",".join(map(str, allowed)), sys.executable, "-m", "stages.judge", "--params",
+             str(tmp_path / "params.yaml"), "--train", str(small_real / "cls/train"), "--val", str(small_real / "cls/val"),
+             "--classes", str(small_real / "classes.json"), "--out", str(tmp_path / name)],
+            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "one/model.safetensors").read_bytes() == (tmp_path / "two/model.safetensors").read_bytes()
