@@ -16,6 +16,8 @@ repro: $(STAMP)
 	dvc repro
 
 test: $(STAMP) chromium
+	ruff format --check .
+	ruff check .
 	python -m pytest -q tests
 
 # The report is tested in a real headless browser: Debian's chromium, installed when missing.

@@ -35,10 +35,19 @@ def load_split(root: Path, classes: list[str], mode: str) -> tuple[torch.Tensor,
 
 def judge_net(channels: int, n_classes: int) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-        nn.Dropout(0.3), nn.Linear(256, n_classes))
+        nn.Conv2d(channels, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.3),
+        nn.Linear(256, n_classes),
+    )
 
 
 def train_judge(x: torch.Tensor, y: torch.Tensor, n_classes: int, epochs: int, seed: int) -> nn.Module:
@@ -80,8 +89,10 @@ def main() -> None:
     judge = train_judge(x_pool, y_pool, len(classes), args.epochs, params.seed)
     x_test, y_test = load_split(args.real / "cls" / "test", classes, mode)
     judge_acc = (predict(judge, x_test) == y_test).float().mean().item()
-    print(f"judge: trained on {len(x_pool)} real pool images in {time.perf_counter() - t0:.0f} s; "
-          f"accuracy on {len(x_test)} real test images: {judge_acc:.3f}")
+    print(
+        f"judge: trained on {len(x_pool)} real pool images in {time.perf_counter() - t0:.0f} s; "
+        f"accuracy on {len(x_test)} real test images: {judge_acc:.3f}"
+    )
 
     model = load_backend("builtin", args.model)
     ids = [k for k in range(len(classes)) for _ in range(args.per_class)]
@@ -97,12 +108,23 @@ def main() -> None:
     truth = torch.tensor(ids)
     acc = (pred == truth).float().mean().item()
     per_class = {classes[k]: round((pred[truth == k] == k).float().mean().item(), 3) for k in range(len(classes))}
-    print(f"builtin model, {args.scheduler} {args.steps} steps, guidance {params.generate.guidance:g}: "
-          f"conditional accuracy {acc:.3f} over {len(records)} samples ({seconds * 1000:.1f} ms/image)")
+    print(
+        f"builtin model, {args.scheduler} {args.steps} steps, guidance {params.generate.guidance:g}: "
+        f"conditional accuracy {acc:.3f} over {len(records)} samples ({seconds * 1000:.1f} ms/image)"
+    )
     print("per class:", per_class)
     if args.json:
-        args.json.write_text(json.dumps({"judge_test_accuracy": judge_acc, "conditional_accuracy": acc,
-                                         "per_class": per_class, "seconds_per_image": seconds}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "judge_test_accuracy": judge_acc,
+                    "conditional_accuracy": acc,
+                    "per_class": per_class,
+                    "seconds_per_image": seconds,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -47,29 +47,57 @@ def sd15(dtype: torch.dtype, device: str = "cuda") -> DiffusersBackend:
         (Path(tok_dir) / "merges.txt").write_text("#version: 0.2\n")
         tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=77, pad_token="!")
     with torch.device(device):
-        text_encoder = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_attention_heads=12,
-                                                    num_hidden_layers=12, max_position_embeddings=77,
-                                                    vocab_size=49408))
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                hidden_size=768,
+                intermediate_size=3072,
+                num_attention_heads=12,
+                num_hidden_layers=12,
+                max_position_embeddings=77,
+                vocab_size=49408,
+            )
+        )
         unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)  # the defaults are SD 1.x's UNet
-        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                            up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, sample_size=512)
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False).to(dtype=dtype)
-    return DiffusersBackend(pipe, 512, "sd15-architecture (random weights)")
+        vae = AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            sample_size=512,
+        )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    ).to(dtype=dtype)
+    return DiffusersBackend(pipe, 512)
 
 
 def records(n: int, offset: int = 0) -> list[dict]:
-    return [{"class": i % 10, "seed": offset + i, "prompt": f"a photo of the digit {i % 10}",
-             "negative_prompt": "blurry"} for i in range(n)]
+    return [
+        {"class": i % 10, "seed": offset + i, "prompt": f"a photo of the digit {i % 10}", "negative_prompt": "blurry"}
+        for i in range(n)
+    ]
 
 
 def measure(backend: Backend, scheduler_name: str, steps: int, batch: int, images: int) -> dict:
     def run(recs: list[dict]) -> None:
-        scheduler, kwargs = make_scheduler(scheduler_name, backend.scheduler_config,
-                                           {"skip_prk_steps": True} if scheduler_name == "pndm" else {})
+        scheduler, kwargs = make_scheduler(
+            scheduler_name, backend.scheduler_config, {"skip_prk_steps": True} if scheduler_name == "pndm" else {}
+        )
         backend.txt2img(recs, scheduler, steps, 2.0, kwargs)
 
     run(records(batch))  # warm-up: cuDNN autotuning, torch.compile
@@ -80,8 +108,11 @@ def measure(backend: Backend, scheduler_name: str, steps: int, batch: int, image
         run(records(batch, offset=10_000 + i))  # full batches only: a short one would recompile
     torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    return {"images": images, "images_per_second": round(images / seconds, 2),
-            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3)}
+    return {
+        "images": images,
+        "images_per_second": round(images / seconds, 2),
+        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3),
+    }
 
 
 def main() -> None:
@@ -105,8 +136,9 @@ def main() -> None:
         for compiled in args.compile.split(","):
             torch._dynamo.reset()
             if args.model == "builtin":
-                backend = load_backend("builtin", ROOT / "models" / "builtin", device="cuda", dtype=dtype,
-                                       compile=compiled == "on")
+                backend = load_backend(
+                    "builtin", ROOT / "models" / "builtin", device="cuda", dtype=dtype, compile=compiled == "on"
+                )
             else:
                 backend = sd15(getattr(torch, dtype))
                 if compiled == "on":
@@ -114,22 +146,33 @@ def main() -> None:
             for batch in map(int, args.batch.split(",")):
                 for name in args.schedulers.split(","):
                     t0 = time.perf_counter()
-                    row = {"model": args.model, "dtype": dtype, "compile": compiled, "batch": batch,
-                           "scheduler": name, "steps": args.steps,
-                           **measure(backend, name, args.steps, batch, max(args.images // batch, 1) * batch)}
+                    row = {
+                        "model": args.model,
+                        "dtype": dtype,
+                        "compile": compiled,
+                        "batch": batch,
+                        "scheduler": name,
+                        "steps": args.steps,
+                        **measure(backend, name, args.steps, batch, max(args.images // batch, 1) * batch),
+                    }
                     row["seconds_total"] = round(time.perf_counter() - t0, 1)
                     log.info("%s", row)
                     rows.append(row)
             del backend
             torch.cuda.empty_cache()
-    print(f"\n{torch.cuda.get_device_name()}, torch {torch.__version__}, {args.steps} steps, guidance 2 (CFG: 2 UNet "
-          "passes per image and step)\n")
+    print(
+        f"\n{torch.cuda.get_device_name()}, torch {torch.__version__}, {args.steps} steps, guidance 2 (CFG: 2 UNet "
+        "passes per image and step)\n"
+    )
     print("| model | dtype | compile | batch | scheduler | images/s | GPU peak GiB |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['dtype']} | {r['compile']} | {r['batch']} | {r['scheduler']} | "
-              f"{r['images_per_second']} | {r['peak_gib']} |")
-    args.out.write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows},
-                                   indent=2) + "\n")
+        print(
+            f"| {r['model']} | {r['dtype']} | {r['compile']} | {r['batch']} | {r['scheduler']} | "
+            f"{r['images_per_second']} | {r['peak_gib']} |"
+        )
+    args.out.write_text(
+        json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

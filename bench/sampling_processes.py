@@ -42,9 +42,11 @@ def main() -> None:
         sys.exit(f"error: {prompts} is missing; run `dvc repro prompts` first")
     n = sum(1 for line in prompts.read_text().splitlines() if line.strip())
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    print(f"{n} images, {params['generate']['steps']} steps, batch {params['generate']['batch_size']}, "
-          f"{os.cpu_count()} cores\n\n| launcher | processes | threads | wall s | images/s | output digest |\n"
-          "|---|---|---|---|---|---|")
+    print(
+        f"{n} images, {params['generate']['steps']} steps, batch {params['generate']['batch_size']}, "
+        f"{os.cpu_count()} cores\n\n| launcher | processes | threads | wall s | images/s | output digest |\n"
+        "|---|---|---|---|---|---|"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for layout in args.layouts.split(","):
             launcher, processes, threads = layout.split(":")
@@ -53,11 +55,31 @@ def main() -> None:
             p.write_text(yaml.safe_dump(params, sort_keys=False))
             out = Path(tmp) / layout.replace(":", "-")
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "synthaug.launch", "sampling", "stages.txt2img", "--params",
-                                   str(p), "--scheduler", args.scheduler, "--prompts", str(prompts), "--builtin",
-                                   str(ROOT / "models" / "builtin"), "--out", str(out), "--metrics",
-                                   str(out.with_suffix(".json"))], cwd=ROOT, capture_output=True, text=True,
-                                  env=dict(os.environ, PYTHONPATH=str(ROOT)))
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "synthaug.launch",
+                    "sampling",
+                    "stages.txt2img",
+                    "--params",
+                    str(p),
+                    "--scheduler",
+                    args.scheduler,
+                    "--prompts",
+                    str(prompts),
+                    "--builtin",
+                    str(ROOT / "models" / "builtin"),
+                    "--out",
+                    str(out),
+                    "--metrics",
+                    str(out.with_suffix(".json")),
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            )
             seconds = time.perf_counter() - t0
             if proc.returncode:
                 sys.exit(f"error: layout {layout} failed:\n{proc.stderr[-2000:]}")

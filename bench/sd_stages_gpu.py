@@ -60,8 +60,12 @@ class GpuPeak:
     def _poll(self) -> None:
         while not self._stop.is_set():
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                                     capture_output=True, text=True, timeout=5).stdout
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout
                 self.peak = max(self.peak, int(out.split()[0]))
             except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
                 return
@@ -78,8 +82,13 @@ class GpuPeak:
 
 def stage(name: str, *args: object) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", f"stages.{name}", *map(str, args)], cwd=ROOT, text=True,
-                          capture_output=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))))
+    proc = subprocess.run(
+        [sys.executable, "-m", f"stages.{name}", *map(str, args)],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))),
+    )
     if proc.returncode:
         sys.exit(f"error: stage {name} failed:\n{proc.stderr[-3000:]}")
     return time.perf_counter() - t0
@@ -109,9 +118,15 @@ def main() -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(source="folders", channels=3, image_size=args.image_size)
     params["prompts"].update(per_class=args.images // len(CLASSES), templates=["a photo of a {name}"])
-    params["generate"].update(model=str(work / "sd"), device=args.device,
-                              dtype="float16" if args.device == "cuda" else "float32",
-                              batch_size=args.batch, steps=args.steps, guidance=7.5, size=None)
+    params["generate"].update(
+        model=str(work / "sd"),
+        device=args.device,
+        dtype="float16" if args.device == "cuda" else "float32",
+        batch_size=args.batch,
+        steps=args.steps,
+        guidance=7.5,
+        size=None,
+    )
     params["img2img"].update(scheduler="ddim", variants_per_source=1, det=False)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (work / "classes.json").write_text(json.dumps(CLASSES))
@@ -119,12 +134,29 @@ def main() -> None:
     stage("prompts", "--params", p, "--classes", work / "classes.json", "--out", work / "prompts.jsonl")
     rows = {}
     with GpuPeak() as peak:
-        wall = stage("txt2img", "--params", p, "--scheduler", "ddim", "--prompts", work / "prompts.jsonl",
-                     "--builtin", work / "unused", "--out", work / "txt2img", "--metrics", work / "txt2img.json")
+        wall = stage(
+            "txt2img",
+            "--params",
+            p,
+            "--scheduler",
+            "ddim",
+            "--prompts",
+            work / "prompts.jsonl",
+            "--builtin",
+            work / "unused",
+            "--out",
+            work / "txt2img",
+            "--metrics",
+            work / "txt2img.json",
+        )
     timing = json.loads((work / "txt2img.json").read_text())["images"]
-    rows["txt2img"] = {"images": timing["images"], "wall_s": round(wall, 1),
-                       "sampling_s_per_image": timing["seconds_per_image"], "gpu_peak_mib": peak.peak,
-                       "png_mb_per_1000": png_mb_per_1000(work / "txt2img")}
+    rows["txt2img"] = {
+        "images": timing["images"],
+        "wall_s": round(wall, 1),
+        "sampling_s_per_image": timing["seconds_per_image"],
+        "gpu_peak_mib": peak.peak,
+        "png_mb_per_1000": png_mb_per_1000(work / "txt2img"),
+    }
     # img2img remakes "real" train images: half of the txt2img ones, laid out as prepare lays them out
     real = work / "real"
     for name in CLASSES:
@@ -136,13 +168,29 @@ def main() -> None:
             (real / "det" / kind / split).mkdir(parents=True, exist_ok=True)
     (real / "classes.json").write_text(json.dumps(CLASSES))
     with GpuPeak() as peak:
-        wall = stage("img2img", "--params", p, "--strength", args.strength, "--real", real, "--builtin",
-                     work / "unused", "--out", work / "img2img", "--metrics", work / "img2img.json")
+        wall = stage(
+            "img2img",
+            "--params",
+            p,
+            "--strength",
+            args.strength,
+            "--real",
+            real,
+            "--builtin",
+            work / "unused",
+            "--out",
+            work / "img2img",
+            "--metrics",
+            work / "img2img.json",
+        )
     timing = json.loads((work / "img2img.json").read_text())["cls"]
-    rows[f"img2img@{args.strength:g}"] = {"images": timing["images"], "wall_s": round(wall, 1),
-                                          "sampling_s_per_image": timing["seconds_per_image"],
-                                          "gpu_peak_mib": peak.peak,
-                                          "png_mb_per_1000": png_mb_per_1000(work / "img2img" / "cls")}
+    rows[f"img2img@{args.strength:g}"] = {
+        "images": timing["images"],
+        "wall_s": round(wall, 1),
+        "sampling_s_per_image": timing["seconds_per_image"],
+        "gpu_peak_mib": peak.peak,
+        "png_mb_per_1000": png_mb_per_1000(work / "img2img" / "cls"),
+    }
     from PIL import Image
 
     from synthaug.images import cls_image
@@ -152,20 +200,32 @@ def main() -> None:
     for f in files:
         with Image.open(f) as img:
             cls_image(img, args.image_size, 3).save(work / "converted.png")
-    rows["assemble conversion"] = {"images": len(files), "wall_s": round(time.perf_counter() - t0, 2),
-                                   "sampling_s_per_image": None, "gpu_peak_mib": None, "png_mb_per_1000": None}
+    rows["assemble conversion"] = {
+        "images": len(files),
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "sampling_s_per_image": None,
+        "gpu_peak_mib": None,
+        "png_mb_per_1000": None,
+    }
     import torch
 
     device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    print(f"\n{device}, torch {torch.__version__}, {args.steps} steps, batch {args.batch}, "
-          f"model {'tiny 64 px' if args.tiny else 'SD 1.5 architecture, 512 px, float16'}\n")
-    print("| stage | images | wall s | sampling s/image | s per 1,000 images (sampling) | GPU peak MiB | PNG MB per 1,000 |")
+    print(
+        f"\n{device}, torch {torch.__version__}, {args.steps} steps, batch {args.batch}, "
+        f"model {'tiny 64 px' if args.tiny else 'SD 1.5 architecture, 512 px, float16'}\n"
+    )
+    print(
+        "| stage | images | wall s | sampling s/image | s per 1,000 images (sampling) | GPU peak MiB "
+        "| PNG MB per 1,000 |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         per = r["sampling_s_per_image"]
-        print(f"| {name} | {r['images']} | {r['wall_s']} | {per if per is not None else '—'} | "
-              f"{round(per * 1000) if per is not None else round(r['wall_s'] / r['images'] * 1000, 1)} | "
-              f"{r['gpu_peak_mib'] or '—'} | {r['png_mb_per_1000'] or '—'} |")
+        print(
+            f"| {name} | {r['images']} | {r['wall_s']} | {per if per is not None else '—'} | "
+            f"{round(per * 1000) if per is not None else round(r['wall_s'] / r['images'] * 1000, 1)} | "
+            f"{r['gpu_peak_mib'] or '—'} | {r['png_mb_per_1000'] or '—'} |"
+        )
     args.out.write_text(json.dumps({"device": device, "torch": torch.__version__, "rows": rows}, indent=2) + "\n")
 
 

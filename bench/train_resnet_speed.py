@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synthaug.offline import harden  # noqa: E402
 
 harden()
-from synthaug.resnet import build_resnet, load_folder, normalise, train  # noqa: E402
 from synthaug.params import load_params  # noqa: E402
+from synthaug.resnet import build_resnet, load_folder, normalise, train  # noqa: E402
 
 
 def plain_loop(x: torch.Tensor, y: torch.Tensor, cfg, steps: int, n_classes: int) -> float:
@@ -62,7 +62,9 @@ def main() -> None:
     t0 = time.perf_counter()
     train(net, real, syn, (real[0][:1], real[1][:1]), 1.0, short, seed=0)
     stage = args.steps * cfg.batch_size / (time.perf_counter() - t0)
-    print(f"{cfg.arch}, {x.shape[-1]} px, batch {cfg.batch_size}, {args.steps} steps, {torch.get_num_threads()} threads")
+    print(
+        f"{cfg.arch}, {x.shape[-1]} px, batch {cfg.batch_size}, {args.steps} steps, {torch.get_num_threads()} threads"
+    )
     print(f"plain torchvision loop: {plain:7.1f} images/s")
     print(f"train_resnet stage:     {stage:7.1f} images/s   ratio {stage / plain:.2f} (goal >= 0.95)")
 

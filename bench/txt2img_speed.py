@@ -32,8 +32,22 @@ from synthaug.params import load_params  # noqa: E402
 
 def stage(params_path: Path, prompts: Path, model: Path, scheduler: str, out: Path) -> float:
     t0 = time.perf_counter()
-    txt2img.main(["--params", str(params_path), "--scheduler", scheduler, "--prompts", str(prompts),
-                  "--builtin", str(model), "--out", str(out), "--metrics", str(out.with_suffix(".json"))])
+    txt2img.main(
+        [
+            "--params",
+            str(params_path),
+            "--scheduler",
+            scheduler,
+            "--prompts",
+            str(prompts),
+            "--builtin",
+            str(model),
+            "--out",
+            str(out),
+            "--metrics",
+            str(out.with_suffix(".json")),
+        ]
+    )
     return time.perf_counter() - t0
 
 
@@ -63,8 +77,9 @@ def hand_written(records: list[dict], model: Path, steps: int, guidance: float, 
     return time.perf_counter() - t0
 
 
-def one_at_a_time(records: list[dict], model: Path, scheduler: str, options: dict, steps: int, guidance: float,
-                  out: Path) -> float:
+def one_at_a_time(
+    records: list[dict], model: Path, scheduler: str, options: dict, steps: int, guidance: float, out: Path
+) -> float:
     t0 = time.perf_counter()
     backend = load_backend("builtin", model)
     for r in records:
@@ -90,13 +105,19 @@ def main() -> None:
         prompts = tmp / "prompts.jsonl"
         prompts.write_text("".join(json.dumps(r) + "\n" for r in records))
         t_stage = stage(args.params, prompts, args.model, args.scheduler, tmp / "stage")
-        t_hand = hand_written(records, args.model, g.steps, g.guidance, g.batch_size, tmp / "hand") \
-            if args.scheduler == "ddim" else float("nan")
-        t_one = one_at_a_time(records, args.model, args.scheduler, params.schedulers[args.scheduler], g.steps,
-                              g.guidance, tmp / "one")
+        t_hand = (
+            hand_written(records, args.model, g.steps, g.guidance, g.batch_size, tmp / "hand")
+            if args.scheduler == "ddim"
+            else float("nan")
+        )
+        t_one = one_at_a_time(
+            records, args.model, args.scheduler, params.schedulers[args.scheduler], g.steps, g.guidance, tmp / "one"
+        )
     print(f"{n} images, {args.scheduler}, {g.steps} steps, batch {g.batch_size}, {torch.get_num_threads()} threads")
     print(f"txt2img stage:        {n / t_stage:7.1f} images/s")
-    print(f"hand-written loop:    {n / t_hand:7.1f} images/s   stage/hand-written = {t_hand / t_stage:.2f} (goal >= 0.95)")
+    print(
+        f"hand-written loop:    {n / t_hand:7.1f} images/s   stage/hand-written = {t_hand / t_stage:.2f} (goal >= 0.95)"
+    )
     print(f"one image at a time:  {n / t_one:7.1f} images/s   stage/one-at-a-time = {t_one / t_stage:.2f} (goal >= 3)")
 
 

@@ -30,9 +30,9 @@ from synthaug.offline import harden  # noqa: E402
 
 harden()
 
+from stages.train_yolo import budget_from_params  # noqa: E402
 from synthaug.detector import load_detector, train_detector, validate  # noqa: E402
 from synthaug.params import load_params  # noqa: E402
-from stages.train_yolo import budget_from_params  # noqa: E402
 
 
 def main() -> None:
@@ -53,9 +53,11 @@ def main() -> None:
     n = len(list((args.data.parent / spec["train"]).glob("*.png")))
     names = spec["names"]
     rows = []
-    print(f"{'epochs':>6} {'init':<10} {'imgsz':>5} {'seed':>4} {'steps':>6} {'train s':>8} {'val mAP50':>9} "
-          f"{'mAP50':>7} {'mAP50-95':>8}",
-          flush=True)
+    print(
+        f"{'epochs':>6} {'init':<10} {'imgsz':>5} {'seed':>4} {'steps':>6} {'train s':>8} {'val mAP50':>9} "
+        f"{'mAP50':>7} {'mAP50-95':>8}",
+        flush=True,
+    )
     for setting in args.settings.split(","):
         epochs, init, *rest = setting.split(":")
         imgsz = int(rest[0]) if rest else base.imgsz
@@ -70,14 +72,19 @@ def main() -> None:
                 v = validate(yolo, args.data, "val", imgsz)
                 m = validate(yolo, args.data, "test", imgsz)
             rows.append((setting, run["seconds"], float(m.box.map50), float(m.box.map), float(v.box.map50)))
-            print(f"{epochs:>6} {init:<10} {imgsz:>5} {seed:>4} {run['optimizer_steps']:>6} {run['seconds']:>8.1f} "
-                  f"{v.box.map50:>9.3f} {m.box.map50:>7.3f} {m.box.map:>8.3f}", flush=True)
+            print(
+                f"{epochs:>6} {init:<10} {imgsz:>5} {seed:>4} {run['optimizer_steps']:>6} {run['seconds']:>8.1f} "
+                f"{v.box.map50:>9.3f} {m.box.map50:>7.3f} {m.box.map:>8.3f}",
+                flush=True,
+            )
     print(f"\n{'setting':<26} mean s  val mAP50  mean mAP50  worst mAP50  mean mAP50-95")
     for setting in dict.fromkeys(r[0] for r in rows):
         r = [x for x in rows if x[0] == setting]
-        print(f"{setting:<26} {statistics.mean(x[1] for x in r):>6.1f} {statistics.mean(x[4] for x in r):>10.3f} "
-              f"{statistics.mean(x[2] for x in r):>11.3f} "
-              f"{min(x[2] for x in r):>12.3f} {statistics.mean(x[3] for x in r):>14.3f}")
+        print(
+            f"{setting:<26} {statistics.mean(x[1] for x in r):>6.1f} {statistics.mean(x[4] for x in r):>10.3f} "
+            f"{statistics.mean(x[2] for x in r):>11.3f} "
+            f"{min(x[2] for x in r):>12.3f} {statistics.mean(x[3] for x in r):>14.3f}"
+        )
 
 
 if __name__ == "__main__":

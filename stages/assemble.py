@@ -11,7 +11,7 @@ Outputs: ``--out`` (data/datasets/<variant>):
          Files are hard links where the filesystem allows, else copies; order is deterministic.
          ``--metrics`` (metrics/assemble/<variant>.json): synthetic images kept/dropped per class.
 Params:  seed, data.image_size, data.channels, variants.<variant>, assemble.*, filter.min_confidence,
-         prepare.det.min_object_size/max_object_size/max_iou
+         prepare.det.min_object_size/max_object_size/max_iou, launch.training.threads (the filter's judge)
 Synthetic images of any size and mode (a checkpoint samples at its own size: 512 px for SD 1.5)
 become classification images exactly as real ones did in prepare: letterboxed to
 ``data.image_size``, in ``data.channels``; X-Paste cut-outs are scaled to the largest size a digit
@@ -41,11 +41,20 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from synthaug.cli import run
+from synthaug.cli import pin_threads, run
 from synthaug.compose import border_distance, place_digits
 from synthaug.errors import DataError
-from synthaug.images import (atomic_dir, cls_image, format_yolo_line, image_folder, letterbox, link, load_array,
-                             read_yolo_boxes, save_png)
+from synthaug.images import (
+    atomic_dir,
+    cls_image,
+    format_yolo_line,
+    image_folder,
+    letterbox,
+    link,
+    load_array,
+    read_yolo_boxes,
+    save_png,
+)
 from synthaug.params import load_params
 
 log = logging.getLogger("assemble")
@@ -81,8 +90,9 @@ def add_cls_image(src: Path, dst: Path, size: int, channels: int) -> None:
             save_png(cls_image(img, size, channels), dst.with_suffix(".png"))
 
 
-def apply_filter(synthetic: list[tuple[Path, int]], classes: list[str], judge_dir: Path,
-                 min_confidence: float, fit: tuple[int, int]) -> tuple[list[tuple[Path, int]], dict]:
+def apply_filter(
+    synthetic: list[tuple[Path, int]], classes: list[str], judge_dir: Path, min_confidence: float, fit: tuple[int, int]
+) -> tuple[list[tuple[Path, int]], dict]:
     """Keep the synthetic images the judge assigns to their class with >= ``min_confidence``."""
     keep = [True] * len(synthetic)
     if min_confidence > 0 and synthetic:
@@ -92,8 +102,10 @@ def apply_filter(synthetic: list[tuple[Path, int]], classes: list[str], judge_di
 
         net, config = load_trained(judge_dir)
         if config["classes"] != classes:
-            raise DataError(f"{judge_dir}: judge classes {config['classes']} differ from the dataset's {classes}; "
-                            "rerun `dvc repro judge`")
+            raise DataError(
+                f"{judge_dir}: judge classes {config['classes']} differ from the dataset's {classes}; "
+                "rerun `dvc repro judge`"
+            )
         x = torch.from_numpy(np.stack([load_array(f, "RGB", fit) for f, _ in synthetic])).permute(0, 3, 1, 2)
         probs, _ = predict(net, x)
         labels = torch.tensor([k for _, k in synthetic])
@@ -102,8 +114,13 @@ def apply_filter(synthetic: list[tuple[Path, int]], classes: list[str], judge_di
     for (_, k), ok in zip(synthetic, keep):
         per_class[classes[k]]["kept" if ok else "dropped"] += 1
     kept = sum(keep)
-    metrics = {"min_confidence": min_confidence, "kept": kept, "dropped": len(keep) - kept,
-               "rejection_rate": round((len(keep) - kept) / len(keep), 6) if keep else 0.0, "per_class": per_class}
+    metrics = {
+        "min_confidence": min_confidence,
+        "kept": kept,
+        "dropped": len(keep) - kept,
+        "rejection_rate": round((len(keep) - kept) / len(keep), 6) if keep else 0.0,
+        "per_class": per_class,
+    }
     return [item for item, ok in zip(synthetic, keep) if ok], metrics
 
 
@@ -118,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args(argv)
     params = load_params(args.params)
+    pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
     if args.variant not in params.variants:
         raise DataError(f"--variant {args.variant}: no variants.{args.variant} in {args.params}")
     variant, a, det_cfg = params.variants[args.variant], params.assemble, params.prepare.det
@@ -136,8 +154,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     fit = (params.data.image_size, params.data.channels)
     synthetic, filtered = apply_filter(synthetic, classes, args.judge, params.filter.min_confidence, fit)
     if variant.source != "none" and variant.ratio > 0 and not synthetic:
-        raise DataError(f"{syn_cls_root}: the filter dropped every synthetic image; lower filter.min_confidence "
-                        f"({params.filter.min_confidence:g})")
+        raise DataError(
+            f"{syn_cls_root}: the filter dropped every synthetic image; lower filter.min_confidence "
+            f"({params.filter.min_confidence:g})"
+        )
     rng = np.random.default_rng([params.seed, 7])
     with atomic_dir(args.out) as tmp:
         counts = {f"cls_{s}": link_tree(args.real / "cls" / s, tmp / "cls" / s) for s in SPLITS}
@@ -161,8 +181,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                 size = canvas.shape[0]
                 old = read_yolo_boxes(real_det / "labels" / "train" / f"{src.stem}.txt")
                 got_classes, got_boxes = place_digits(
-                    canvas, masks, labels, a.paste_per_image, det_cfg.min_object_size, det_cfg.max_object_size,
-                    det_cfg.max_iou, rng, boxes=[tuple(v * size for v in b) for _, b in old])
+                    canvas,
+                    masks,
+                    labels,
+                    a.paste_per_image,
+                    det_cfg.min_object_size,
+                    det_cfg.max_object_size,
+                    det_cfg.max_iou,
+                    rng,
+                    boxes=[tuple(v * size for v in b) for _, b in old],
+                )
                 stem = f"xpaste_{i:05d}"
                 save_png(np.clip(np.rint(canvas), 0, 255).astype(np.uint8), tmp / "det/images/train" / f"{stem}.png")
                 lines = [format_yolo_line(c, b) for c, b in old]
@@ -171,8 +199,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif kind == "img2img" and n_syn:
             made = sorted((args.synthetic / "det" / "images").glob("*.png"))
             if not made:
-                raise DataError(f"{args.synthetic}/det: no detection variants (img2img.det is false?); "
-                                f"set variants.{args.variant}.ratio or enable img2img.det")
+                raise DataError(
+                    f"{args.synthetic}/det: no detection variants (img2img.det is false?); "
+                    f"set variants.{args.variant}.ratio or enable img2img.det"
+                )
             order = rng.permutation(len(made))
             for i in range(n_syn):  # cycles through the variants when the ratio asks for more
                 f = made[order[i % len(made)]]
@@ -180,8 +210,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 link(f, tmp / "det/images/train" / f"{stem}.png")
                 link(args.synthetic / "det" / "labels" / f"{f.stem}.txt", tmp / "det/labels/train" / f"{stem}.txt")
         counts["det_synthetic"] = n_syn
-        spec = {s: f"images/{s}" for s in SPLITS} | {"names": dict(enumerate(classes)),
-                                                          "real_train_images": len(real_canvases)}
+        spec = {s: f"images/{s}" for s in SPLITS} | {
+            "names": dict(enumerate(classes)),
+            "real_train_images": len(real_canvases),
+        }
         (tmp / "det" / "data.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         info = {"variant": args.variant, "source": variant.source, "ratio": variant.ratio, "counts": counts}
         (tmp / "variant.json").write_text(json.dumps(info, indent=2) + "\n")

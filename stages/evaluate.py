@@ -8,7 +8,8 @@ Outputs: ``--out`` (metrics/eval/<variant>.json, DVC metrics): per seed, top-1 a
          optimiser steps the detector really took; means over seeds. ``--confusion``
          (plots/confusion/<variant>.csv, a DVC confusion plot): one row per test image and seed,
          actual and predicted class name.
-Params:  train_resnet.seeds, train_yolo.seeds, train_yolo.variants, train_yolo.model, train_yolo.imgsz
+Params:  train_resnet.seeds, train_yolo.seeds, train_yolo.variants, train_yolo.model, train_yolo.imgsz,
+         launch.training.threads
 This is the only stage that reads the test split.
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 import yaml
 from sklearn.metrics import confusion_matrix, f1_score
 
-from synthaug.cli import run
+from synthaug.cli import pin_threads, run
 from synthaug.detector import load_detector, validate
 from synthaug.errors import DataError
 from synthaug.params import load_params
@@ -37,10 +38,13 @@ log = logging.getLogger("evaluate")
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
     cm = confusion_matrix(y_true, y_pred, labels=range(len(classes)))
     per_class = cm.diagonal() / np.maximum(cm.sum(1), 1)
-    return {"accuracy": round(float((y_true == y_pred).mean()), 6),
-            "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=range(len(classes)),
-                                             zero_division=0)), 6),
-            "per_class_accuracy": {name: round(float(a), 6) for name, a in zip(classes, per_class)}}
+    return {
+        "accuracy": round(float((y_true == y_pred).mean()), 6),
+        "macro_f1": round(
+            float(f1_score(y_true, y_pred, average="macro", labels=range(len(classes)), zero_division=0)), 6
+        ),
+        "per_class_accuracy": {name: round(float(a), 6) for name, a in zip(classes, per_class)},
+    }
 
 
 def read_budget(run_dir: Path) -> dict:
@@ -61,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--confusion", type=Path, required=True)
     args = ap.parse_args(argv)
     params = load_params(args.params)
+    pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
     classes = json.loads((args.real / "classes.json").read_text())
     x, y = load_folder(args.real / "cls" / "test", classes)
     if not len(x):
@@ -71,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         net, _ = load_trained(args.resnet / f"seed{seed}")
         pred = predict(net, x)[0].argmax(1).numpy()
         result["resnet"][f"seed{seed}"] = classification_metrics(y.numpy(), pred, classes)
-        confusion_rows += [{"seed": seed, "actual": classes[a], "predicted": classes[p]} for a, p in zip(y.tolist(), pred)]
+        confusion_rows += [
+            {"seed": seed, "actual": classes[a], "predicted": classes[p]} for a, p in zip(y.tolist(), pred)
+        ]
     data_yaml = args.real / "det" / "data.yaml"
     names = yaml.safe_load(data_yaml.read_text())["names"]
     detector_seeds = params.train_yolo.seeds if args.variant in params.train_yolo.variants else ()
@@ -82,10 +89,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         ap50 = dict(zip(m.box.ap_class_index.tolist(), m.box.ap50.tolist()))
         ap = dict(zip(m.box.ap_class_index.tolist(), m.box.ap.tolist()))
         result["yolo"][f"seed{seed}"] = {
-            "mAP50": round(float(m.box.map50), 6), "mAP50-95": round(float(m.box.map), 6),
+            "mAP50": round(float(m.box.map50), 6),
+            "mAP50-95": round(float(m.box.map), 6),
             "per_class_AP50": {names[k]: round(float(ap50.get(k, 0.0)), 6) for k in sorted(names)},
             "per_class_AP50-95": {names[k]: round(float(ap.get(k, 0.0)), 6) for k in sorted(names)},
-            "optimizer_steps": read_budget(run_dir)["optimizer_steps"]}
+            "optimizer_steps": read_budget(run_dir)["optimizer_steps"],
+        }
     for model, keys in (("resnet", ("accuracy", "macro_f1")), ("yolo", ("mAP50", "mAP50-95"))):
         seeds = result[model]
         if seeds:
@@ -98,8 +107,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         writer = csv.DictWriter(fh, fieldnames=["seed", "actual", "predicted"])
         writer.writeheader()
         writer.writerows(confusion_rows)
-    log.info("%s: resnet accuracy %.4f, macro-F1 %.4f; yolo mAP50 %s", args.variant, result["resnet"]["mean_accuracy"],
-             result["resnet"]["mean_macro_f1"], result["yolo"].get("mean_mAP50", "(no detector)"))
+    log.info(
+        "%s: resnet accuracy %.4f, macro-F1 %.4f; yolo mAP50 %s",
+        args.variant,
+        result["resnet"]["mean_accuracy"],
+        result["resnet"]["mean_macro_f1"],
+        result["yolo"].get("mean_mAP50", "(no detector)"),
+    )
 
 
 if __name__ == "__main__":

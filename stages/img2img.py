@@ -34,9 +34,31 @@ from synthaug.errors import DataError
 from synthaug.images import image_folder, letterbox, read_yolo_boxes, save_png
 from synthaug.launch import process_group
 from synthaug.params import Params, load_params
-from synthaug.resume import BatchJournal, digest_files, model_digest, run_batches, stable_seed, write_timing
+from synthaug.resume import (
+    BatchJournal,
+    declared_params,
+    digest_files,
+    model_digest,
+    run_batches,
+    stable_seed,
+    write_timing,
+)
 
 log = logging.getLogger("img2img")
+PARAMS = (
+    "seed",
+    "data.image_size",
+    "data.channels",
+    "data.det_image_size",
+    "generate",
+    "img2img.scheduler",
+    "img2img.scheduler_options",
+    "img2img.variants_per_source",
+    "img2img.det",
+    "prompts.templates",
+    "prompts.negative_prompt",
+    "launch.sampling.threads",
+)  # as dvc.yaml declares them
 CELL = 28 / 20  # an MNIST digit's ink spans ~20 of its 28 px cell: crop that much context around a box
 
 
@@ -104,18 +126,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = p.scheduler_options
     cls_sources = image_folder(args.real / "cls" / "train", classes)
     det_dir = args.real / "det"
-    det_sources = {split: sorted((det_dir / "images" / split).glob("*.png")) if p.det else []
-                   for split in ("train", "val")}
+    det_sources = {
+        split: sorted((det_dir / "images" / split).glob("*.png")) if p.det else [] for split in ("train", "val")
+    }
     if not cls_sources:
         raise DataError(f"{args.real}/cls/train: no images; run `dvc repro prepare` first")
-    fingerprint = {"generate": g, "scheduler": p.scheduler, "options": options, "variants": p.variants_per_source,
-                   "det": p.det, "strength": strength,
-                   "prompts": [params.prompts.templates[0], params.prompts.negative_prompt],
-                   "data": d, "seed": params.seed,
-                   "real": digest_files([args.real / "cls" / "train"] + [det_dir / kind / split
-                                                                          for split in ("train", "val")
-                                                                          for kind in ("images", "labels")]),
-                   "model": model_digest(g.model, args.builtin)}
+    fingerprint = {
+        "params": declared_params(params, PARAMS),
+        "strength": strength,
+        "real": digest_files(
+            [args.real / "cls" / "train"]
+            + [det_dir / kind / split for split in ("train", "val") for kind in ("images", "labels")]
+        ),
+        "model": model_digest(g.model, args.builtin),
+    }
     group = process_group(g.device, params.launch.sampling)
     with group.main_process_first():  # only the main process may wipe a stale output
         journal = BatchJournal(args.out, fingerprint)
@@ -130,20 +154,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     cls_items = [(f, k, v) for f, k in cls_sources for v in range(p.variants_per_source)]
 
     def cls_work(batch: Sequence[tuple[Path, int, int]]) -> list[dict]:
-        records = [prompt_record(params, [classes[k]], stable_seed(params.seed, "img2img", f.name, v), k)
-                   for f, k, v in batch]
+        records = [
+            prompt_record(params, [classes[k]], stable_seed(params.seed, "img2img", f.name, v), k) for f, k, v in batch
+        ]
         out = sample([to_model(Image.open(f), backend) for f, _, _ in batch], records)
         rows = []
         for (f, k, v), rec, image in zip(batch, records, out):
             rel = f"{classes[k]}/{f.stem}-v{v}.png"
             save_png(from_model(image, d.image_size, mode), args.out / "cls" / rel)
-            rows.append({"file": rel, "source": f"cls/train/{classes[k]}/{f.name}", "class": k, "name": classes[k],
-                         "strength": strength, "seed": rec["seed"]})
+            rows.append(
+                {
+                    "file": rel,
+                    "source": f"cls/train/{classes[k]}/{f.name}",
+                    "class": k,
+                    "name": classes[k],
+                    "strength": strength,
+                    "seed": rec["seed"],
+                }
+            )
         return rows
 
     # val canvases (one variant each) only measure box survival on canvases no detector trained on
-    det_items = {"det": [("train", f, v) for f in det_sources["train"] for v in range(p.variants_per_source)],
-                 "det_val": [("val", f, 0) for f in det_sources["val"]]}
+    det_items = {
+        "det": [("train", f, v) for f in det_sources["train"] for v in range(p.variants_per_source)],
+        "det_val": [("val", f, 0) for f in det_sources["val"]],
+    }
 
     def det_seed(split: str, f: Path, *rest: int) -> int:
         return stable_seed(params.seed, "img2img-det" + ("" if split == "train" else f"-{split}"), f.name, *rest)
@@ -153,9 +188,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         boxes = [read_yolo_boxes(det_dir / "labels" / split / f"{f.stem}.txt") for split, f, _ in batch]
         size = d.det_image_size
         if backend.text_conditioned:
-            records = [prompt_record(params, sorted({classes[c] for c, _ in bx}) or ["nothing"],
-                                     det_seed(split, f, v), -1)
-                       for (split, f, v), bx in zip(batch, boxes)]
+            records = [
+                prompt_record(params, sorted({classes[c] for c, _ in bx}) or ["nothing"], det_seed(split, f, v), -1)
+                for (split, f, v), bx in zip(batch, boxes)
+            ]
             out = sample([to_model(Image.fromarray(c), backend) for c in canvases], records)
             results = [np.asarray(from_model(o, size, "RGB")) for o in out]
         else:
@@ -163,8 +199,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             for i, ((split, f, v), canvas, bx) in enumerate(zip(batch, canvases, boxes)):
                 for j, (c, box) in enumerate(bx):
                     x, y, side = crop_square([b * size for b in box], size)
-                    own = box_map(box, size) & ~np.any([box_map(o, size) for k, (_, o) in enumerate(bx) if k != j]
-                                                       or [np.zeros((size, size), bool)], axis=0)
+                    own = box_map(box, size) & ~np.any(
+                        [box_map(o, size) for k, (_, o) in enumerate(bx) if k != j] or [np.zeros((size, size), bool)],
+                        axis=0,
+                    )
                     mask, bg, ink = digit_mask(canvas[y : y + side, x : x + side], own[y : y + side, x : x + side])
                     crops.append(to_model(Image.fromarray((mask * 255).astype(np.uint8)), backend))
                     records.append(prompt_record(params, [classes[c]], det_seed(split, f, v, j), c))
@@ -184,15 +222,28 @@ def main(argv: Sequence[str] | None = None) -> None:
             label = args.out / part / "labels" / f"{stem}.txt"
             label.parent.mkdir(parents=True, exist_ok=True)
             label.write_bytes((det_dir / "labels" / split / f"{f.stem}.txt").read_bytes())
-            rows.append({"file": f"images/{stem}.png", "source": f"det/images/{split}/{f.name}", "strength": strength,
-                         "seed": det_seed(split, f, v),
-                         "boxes": [[c, *map(lambda t: round(t, 6), b)] for c, b in bx]})
+            # the seeds really used: the canvas's for a text-conditioned model, one per box for the builtin
+            seeds = (
+                {"seed": det_seed(split, f, v)}
+                if backend.text_conditioned
+                else {"box_seeds": [det_seed(split, f, v, j) for j in range(len(bx))]}
+            )
+            rows.append(
+                {
+                    "file": f"images/{stem}.png",
+                    "source": f"det/images/{split}/{f.name}",
+                    "strength": strength,
+                    **seeds,
+                    "boxes": [[c, *map(lambda t: round(t, 6), b)] for c, b in bx],
+                }
+            )
         return rows
 
     cls_keys = run_batches(journal, cls_items, g.batch_size, "cls", cls_work, f"img2img@{strength:g} cls", group)
-    keys = {"cls": cls_keys} | {part: run_batches(journal, items, g.batch_size, part, det_work,
-                                                  f"img2img@{strength:g} {part}", group)
-                                for part, items in det_items.items()}
+    keys = {"cls": cls_keys} | {
+        part: run_batches(journal, items, g.batch_size, part, det_work, f"img2img@{strength:g} {part}", group)
+        for part, items in det_items.items()
+    }
     if group.is_main_process:
         manifests = {part: args.out / part / "manifest.jsonl" for part in keys}
         totals = journal.finish({manifests[part]: k for part, k in keys.items()})

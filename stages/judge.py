@@ -3,7 +3,7 @@
 Inputs:  ``--train`` (data/real/cls/pool: real digits disjoint from train/val/test), ``--val``
          (data/real/cls/val), ``--classes`` (data/real/classes.json)
 Outputs: ``--out`` (models/judge): ``model.safetensors``, ``config.json``, ``history.csv`` (a DVC plot)
-Params:  seed, data.image_size, judge.*
+Params:  seed, data.image_size, judge.*, launch.training.threads
 It plays the role of the pretrained Inception network of FID or the CLIP model of synthetic-data
 filtering: conditional accuracy, the Fréchet distance (in its penultimate-layer features) and
 assemble's ``filter.min_confidence`` all use it. Trained with the same loop as train_resnet.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from synthaug.cli import run
+from synthaug.cli import pin_threads, run
 from synthaug.errors import DataError
 from synthaug.params import load_params
 from synthaug.resnet import build_resnet, load_folder, save_trained, train
@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     params = load_params(args.params)
+    pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
     cfg = params.judge
     classes = json.loads(args.classes.read_text())
     torch.manual_seed(params.seed)

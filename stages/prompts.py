@@ -29,8 +29,16 @@ def make_records(classes: Sequence[str], p: PromptsParams, base_seed: int) -> li
             template = p.templates[i % len(p.templates)]
             style = p.styles[(i // len(p.templates)) % len(p.styles)]
             prompt = template.format(name=name) + (f", {style}" if style else "")
-            records.append({"id": f"{name}-{i:04d}", "class": k, "name": name, "prompt": prompt,
-                            "negative_prompt": p.negative_prompt, "seed": stable_seed(base_seed, name, i)})
+            records.append(
+                {
+                    "id": f"{name}-{i:04d}",
+                    "class": k,
+                    "name": name,
+                    "prompt": prompt,
+                    "negative_prompt": p.negative_prompt,
+                    "seed": stable_seed(base_seed, name, i),
+                }
+            )
     return records
 
 

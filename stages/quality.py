@@ -11,7 +11,7 @@ Outputs: ``--out`` (metrics/quality/<kind>/<name>.json, DVC metrics):
          trained on the synthetic images alone with train_resnet's budget, tested on real val;
          ``seconds_per_image`` — sampling cost from ``--timing`` (measured, so not deterministic).
 Params:  seed, data.image_size, data.channels (images of any size are scored as assemble converts
-         them), train_resnet (budget)
+         them), train_resnet (budget), launch.training.threads
 These scores exist to choose a scheduler, step count or strength, so they look at ``val`` only:
 the test split is touched by the evaluate stage alone.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from synthaug.cli import run
+from synthaug.cli import pin_threads, run
 from synthaug.errors import DataError
 from synthaug.images import image_folder
 from synthaug.params import Params, load_params
@@ -36,8 +36,9 @@ from synthaug.resnet import accuracy, build_resnet, load_folder, load_images, lo
 log = logging.getLogger("quality")
 
 
-def classification_accuracy_score(images: torch.Tensor, labels: torch.Tensor, real: Path, classes: list[str],
-                                  params: Params) -> float:
+def classification_accuracy_score(
+    images: torch.Tensor, labels: torch.Tensor, real: Path, classes: list[str], params: Params
+) -> float:
     """Train on synthetic only (train_resnet's budget, ``seed``), score on real val images."""
     torch.manual_seed(params.seed)
     net = build_resnet(params.train_resnet, len(classes))
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     params = load_params(args.params)
+    pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
     classes = json.loads((args.real / "classes.json").read_text())
     manifest = args.synthetic / ("cls" if (args.synthetic / "cls").is_dir() else "") / "manifest.jsonl"
     if not manifest.is_file():

@@ -45,13 +45,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         for k, name in enumerate(classes):
             members = [f for f, c in files if c == k]
             if len(members) < per_class:
-                raise DataError(f"{args.pool}/{name}: {len(members)} pool images, fewer than real_pool.per_class "
-                                f"({per_class}); lower it or add images to the pool")
+                raise DataError(
+                    f"{args.pool}/{name}: {len(members)} pool images, fewer than real_pool.per_class "
+                    f"({per_class}); lower it or add images to the pool"
+                )
             for i in sorted(rng.choice(len(members), per_class, replace=False)):
                 f = members[i]
                 link(f, tmp / name / f.name)
-                rows.append({"file": f"{name}/{f.name}", "source": f"cls/pool/{name}/{f.name}", "class": k,
-                             "name": name})
+                rows.append(
+                    {"file": f"{name}/{f.name}", "source": f"cls/pool/{name}/{f.name}", "class": k, "name": name}
+                )
         (tmp / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     log.info("linked %d real pool images (%d per class) into %s", len(rows), per_class, args.out)
 

@@ -20,10 +20,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
-from synthaug.cli import run
+from synthaug.cli import pin_threads, run
 from synthaug.diffusion import backend_for, make_scheduler
 from synthaug.errors import DataError
 from synthaug.images import atomic_dir, save_png
@@ -66,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     records = first_per_class(read_jsonl(args.prompts), study.per_class)
     if not records:
         raise DataError(f"{args.prompts}: no prompt records; run `dvc repro prompts`")
-    torch.set_num_threads(params.launch.sampling.threads)  # the same images as txt2img's on any machine
+    pin_threads(params.launch.sampling.threads)  # the same images as txt2img's on any machine
     backend = backend_for(g, args.builtin)
     judge, _ = load_trained(args.judge)
     _, real_features = predict(judge, load_folder(args.real_val, classes)[0])
@@ -74,8 +73,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     with atomic_dir(args.out) as tmp:
         for steps in study.steps:
             files, seconds = [], 0.0
-            for i in tqdm(range(0, len(records), g.batch_size), desc=f"study {args.scheduler} {steps} steps",
-                          unit="batch"):
+            for i in tqdm(
+                range(0, len(records), g.batch_size), desc=f"study {args.scheduler} {steps} steps", unit="batch"
+            ):
                 batch = records[i : i + g.batch_size]
                 scheduler, step_kwargs = make_scheduler(args.scheduler, backend.scheduler_config, options)
                 t0 = time.perf_counter()
@@ -84,11 +84,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for record, image in zip(batch, out):
                     files.append(tmp / str(steps) / record["name"] / f"{record['id']}.png")
                     save_png(image, files[-1])
-            scores = judge_scores(judge, load_images(files, (params.data.image_size, params.data.channels)),
-                                  [r["class"] for r in records], real_features)
-            result[f"steps_{steps}"] = {"steps": steps, "conditional_accuracy": scores["conditional_accuracy"],
-                                        "frechet_distance": scores["frechet_distance"],
-                                        "seconds_per_image": round(seconds / len(records), 5)}
+            scores = judge_scores(
+                judge,
+                load_images(files, (params.data.image_size, params.data.channels)),
+                [r["class"] for r in records],
+                real_features,
+            )
+            result[f"steps_{steps}"] = {
+                "steps": steps,
+                "conditional_accuracy": scores["conditional_accuracy"],
+                "frechet_distance": scores["frechet_distance"],
+                "seconds_per_image": round(seconds / len(records), 5),
+            }
             log.info("%s, %d steps: %s", args.scheduler, steps, result[f"steps_{steps}"])
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(result, indent=2) + "\n")

@@ -115,23 +115,29 @@ def main(argv: Sequence[str] | None = None) -> None:
                 row["diff_vs_real"] = paired(values, per_seed(reference, metric))
             variants[v][metric] = row
     for metric in METRICS:
-        compared = {v: row[metric]["diff_vs_baseline"] for v, row in variants.items()
-                    if metric in row and "diff_vs_baseline" in row[metric]}
+        compared = {
+            v: row[metric]["diff_vs_baseline"]
+            for v, row in variants.items()
+            if metric in row and "diff_vs_baseline" in row[metric]
+        }
         adjusted = holm({v: d["p_value"] for v, d in compared.items()})
         for v, d in compared.items():
             d["p_holm"] = adjusted[v]
             d["beats_baseline"] = adjusted[v] is not None and adjusted[v] < ALPHA and d["mean"] > 0
         real_gain = compared.get(reference, {}).get("mean")
-        for v, row in variants.items():
+        for row in variants.values():
             if "diff_vs_real" in row.get(metric, {}):
                 gain = row[metric]["diff_vs_baseline"]["mean"]
                 row[metric]["worth_vs_real"] = round(gain / real_gain, 4) if real_gain and real_gain > 0 else None
-    steps = {v: [evals[v]["yolo"][f"seed{s}"]["optimizer_steps"] for s in seeds["yolo"]]
-             for v in params.train_yolo.variants}
+    steps = {
+        v: [evals[v]["yolo"][f"seed{s}"]["optimizer_steps"] for s in seeds["yolo"]] for v in params.train_yolo.variants
+    }
     budget = {"yolo_optimizer_steps": steps, "yolo_equal": len({n for runs in steps.values() for n in runs}) == 1}
     if not budget["yolo_equal"]:
         log.warning("detectors took different numbers of optimiser steps %s: their comparison is not fair", steps)
-    sources = [("txt2img", s) for s in params.txt2img.schedulers] + [("img2img", f"{s:g}") for s in params.img2img.strengths]
+    sources = [("txt2img", s) for s in params.txt2img.schedulers] + [
+        ("img2img", f"{s:g}") for s in params.img2img.strengths
+    ]
     quality = {f"{kind}/{name}": read_json(args.quality / kind / f"{name}.json") for kind, name in sources}
     for kind, name in sources:
         if kind == "img2img" and params.img2img.det:
@@ -151,8 +157,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     for v, row in variants.items():
         if v != "baseline":
             d = row["accuracy"]["diff_vs_baseline"]
-            log.info("%s: accuracy %+.4f ± %s vs baseline (p %s, Holm %s)", v, d["mean"], d["ci95"], d["p_value"],
-                     d["p_holm"])
+            log.info(
+                "%s: accuracy %+.4f ± %s vs baseline (p %s, Holm %s)",
+                v,
+                d["mean"],
+                d["ci95"],
+                d["p_value"],
+                d["p_holm"],
+            )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Outputs: ``--out`` (metrics/survival/<strength>.json, DVC metrics): ``box_surviv
          quality.detector_conf) — next to ``box_recall_real``, the same detector on the real val
          canvases they came from: survival is only meaningful relative to it. Both are held out:
          the detector never trained on the val canvases (nor on their img2img versions).
-Params:  train_yolo.model, train_yolo.imgsz, quality.*
+Params:  train_yolo.model, train_yolo.imgsz, quality.*, launch.training.threads
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from synthaug.cli import run
+from synthaug.cli import pin_threads, run
 from synthaug.detector import detect, load_detector
 from synthaug.errors import DataError
 from synthaug.images import read_yolo_boxes
@@ -38,13 +38,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     params = load_params(args.params)
+    pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
     if not (args.synthetic / "images").is_dir():
         raise DataError(f"{args.synthetic}/images: no img2img detection canvases; set img2img.det: true")
     names = dict(enumerate(json.loads((args.real / "classes.json").read_text())))
     yolo = load_detector(args.detector, params.train_yolo.model, names)
     result = {}
-    for key, images, labels in (("box_survival", args.synthetic / "images", args.synthetic / "labels"),
-                                ("box_recall_real", args.real / "det/images/val", args.real / "det/labels/val")):
+    for key, images, labels in (
+        ("box_survival", args.synthetic / "images", args.synthetic / "labels"),
+        ("box_recall_real", args.real / "det/images/val", args.real / "det/labels/val"),
+    ):
         files = sorted(images.glob("*.png"))
         truth = [read_yolo_boxes(labels / f"{f.stem}.txt") for f in files]
         found = detect(yolo, files, params.train_yolo.imgsz, params.quality.detector_conf)

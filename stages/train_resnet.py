@@ -49,9 +49,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     launch = params.launch.training
     group = process_group(cfg.device, launch)
     if group.num_processes != launch.processes:
-        raise ParamsError(f"{args.params}: launch.training.processes is {launch.processes} but {group.num_processes} "
-                          "processes run; start the stage with `python -m synthaug.launch training ...` (dvc.yaml "
-                          "does), or set processes to the number launched")
+        raise ParamsError(
+            f"{args.params}: launch.training.processes is {launch.processes} but {group.num_processes} "
+            "processes run; start the stage with `python -m synthaug.launch training ...` (dvc.yaml "
+            "does), or set processes to the number launched"
+        )
     if cfg.device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     torch.manual_seed(args.seed)
@@ -63,22 +65,47 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not len(real[0]) or not len(val[0]):
         raise DataError(f"{args.data}/cls: no train or val images; run `dvc repro assemble@{args.variant}`")
     if real[0].shape[-1] != params.data.image_size:
-        raise DataError(f"{args.data}/cls: images are {real[0].shape[-1]} px, data.image_size is "
-                        f"{params.data.image_size}; rerun prepare")
+        raise DataError(
+            f"{args.data}/cls: images are {real[0].shape[-1]} px, data.image_size is "
+            f"{params.data.image_size}; rerun prepare"
+        )
     net = build_resnet(cfg, len(classes)).to(group.device if group.num_processes > 1 else cfg.device)
     if group.is_main_process:
-        log.info("%s seed %d: %d real + %d synthetic images (ratio %g), %d steps of %d over %d process(es)",
-                 args.variant, args.seed, len(real[0]), len(synthetic[0]), ratio, cfg.steps, cfg.batch_size,
-                 group.num_processes)
+        log.info(
+            "%s seed %d: %d real + %d synthetic images (ratio %g), %d steps of %d over %d process(es)",
+            args.variant,
+            args.seed,
+            len(real[0]),
+            len(synthetic[0]),
+            ratio,
+            cfg.steps,
+            cfg.batch_size,
+            group.num_processes,
+        )
     t0 = time.perf_counter()
-    history = train(net, real, synthetic, val, ratio, cfg, args.seed, desc=f"resnet {args.variant}/{args.seed}",
-                    group=group)
+    history = train(
+        net, real, synthetic, val, ratio, cfg, args.seed, desc=f"resnet {args.variant}/{args.seed}", group=group
+    )
     seconds = time.perf_counter() - t0
     if group.is_main_process:
-        save_trained(args.out, net.cpu(), cfg, history, variant=args.variant, seed=args.seed, ratio=ratio,
-                     classes=classes, image_size=params.data.image_size)
-        log.info("final val accuracy %.3f; %.0f s, %.1f images/s; wrote %s", history[-1]["val_accuracy"], seconds,
-                 cfg.steps * cfg.batch_size / seconds, args.out)
+        save_trained(
+            args.out,
+            net.cpu(),
+            cfg,
+            history,
+            variant=args.variant,
+            seed=args.seed,
+            ratio=ratio,
+            classes=classes,
+            image_size=params.data.image_size,
+        )
+        log.info(
+            "final val accuracy %.3f; %.0f s, %.1f images/s; wrote %s",
+            history[-1]["val_accuracy"],
+            seconds,
+            cfg.steps * cfg.batch_size / seconds,
+            args.out,
+        )
 
 
 if __name__ == "__main__":

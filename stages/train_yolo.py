@@ -59,9 +59,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         init = args.pretrained / "model.safetensors" if params.train_yolo.init == "pretrained" else None
         budget = train_detector(args.data, tmp, budget_from_params(params), args.seed, n_real, n_train, init)
         (tmp / "budget.json").write_text(json.dumps(budget, indent=2) + "\n")
-    log.info("%s seed %d: %d optimiser steps (%d without mosaic), %d epochs over %d canvases, %.0f s",
-             args.variant, args.seed, budget["optimizer_steps"], budget["steps_without_mosaic"], budget["epochs"],
-             n_train, budget["seconds"])
+    log.info(
+        "%s seed %d: %d optimiser steps (%d without mosaic), %d epochs over %d canvases, %.0f s",
+        args.variant,
+        args.seed,
+        budget["optimizer_steps"],
+        budget["steps_without_mosaic"],
+        budget["epochs"],
+        n_train,
+        budget["seconds"],
+    )
 
 
 if __name__ == "__main__":

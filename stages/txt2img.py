@@ -25,13 +25,29 @@ from synthaug.diffusion import backend_for, make_scheduler
 from synthaug.images import save_png
 from synthaug.launch import process_group
 from synthaug.params import ParamsError, load_params
-from synthaug.resume import BatchJournal, digest_files, model_digest, read_jsonl, run_batches, write_timing
+from synthaug.resume import (
+    BatchJournal,
+    declared_params,
+    digest_files,
+    model_digest,
+    read_jsonl,
+    run_batches,
+    write_timing,
+)
 
 log = logging.getLogger("txt2img")
+PARAMS = ("generate", "schedulers.{scheduler}", "launch.sampling.threads")  # as dvc.yaml declares them
 
 
-def sd_parameters(record: dict, sampler: str, steps: int, guidance: float, size: tuple[int, int], model: str,
-                  strength: float | None = None) -> str:
+def sd_parameters(
+    record: dict,
+    sampler: str,
+    steps: int,
+    guidance: float,
+    size: tuple[int, int],
+    model: str,
+    strength: float | None = None,
+) -> str:
     """The ``parameters`` PNG chunk in the AUTOMATIC1111 web UI format (read by common tools)."""
     text = f"{record['prompt']}\nNegative prompt: {record['negative_prompt']}\n"
     text += f"Steps: {steps}, Sampler: {sampler}, CFG scale: {guidance:g}, Seed: {record['seed']}, "
@@ -55,9 +71,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = params.schedulers[args.scheduler]
     records = read_jsonl(args.prompts)
     model_id = g.model if g.model != "builtin" else str(args.builtin)
-    fingerprint = {"generate": g, "scheduler": args.scheduler, "options": options,
-                   "prompts": digest_files([args.prompts]),
-                   "model": model_digest(g.model, args.builtin)}
+    fingerprint = {
+        "params": declared_params(params, PARAMS, scheduler=args.scheduler),
+        "prompts": digest_files([args.prompts]),
+        "model": model_digest(g.model, args.builtin),
+    }
     group = process_group(g.device, params.launch.sampling)
     with group.main_process_first():  # only the main process may wipe a stale output
         journal = BatchJournal(args.out, fingerprint)
@@ -73,8 +91,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             rel = f"{record['name']}/{record['id']}.png"
             text = sd_parameters(record, sampler, g.steps, g.guidance, image.shape[1::-1], model_id)
             save_png(image, args.out / rel, {"parameters": text})
-            rows.append({"file": rel, **{k: record[k] for k in ("class", "name", "prompt", "negative_prompt", "seed")},
-                         "scheduler": args.scheduler, "steps": g.steps, "guidance": g.guidance, "model": model_id})
+            rows.append(
+                {
+                    "file": rel,
+                    **{k: record[k] for k in ("class", "name", "prompt", "negative_prompt", "seed")},
+                    "scheduler": args.scheduler,
+                    "steps": g.steps,
+                    "guidance": g.guidance,
+                    "model": model_id,
+                }
+            )
         return rows
 
     keys = run_batches(journal, records, g.batch_size, "batch", work, f"txt2img@{args.scheduler}", group)

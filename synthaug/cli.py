@@ -50,15 +50,21 @@ def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None
     except Exception as exc:
         if type(exc).__name__ != "OutOfMemoryError":  # torch.cuda's; torch itself need not be imported here
             raise
-        print(f"error: out of GPU memory ({str(exc).splitlines()[0]}); lower the batch size (generate.batch_size, "
-              "train_resnet.batch_size or train_yolo.batch; bench/gpu_sampling.py shows the peak per batch) or "
-              "set generate.attention_slicing: true", file=sys.stderr)
+        print(
+            f"error: out of GPU memory ({str(exc).splitlines()[0]}); lower the batch size (generate.batch_size, "
+            "train_resnet.batch_size or train_yolo.batch; bench/gpu_sampling.py shows the peak per batch) or "
+            "set generate.attention_slicing: true",
+            file=sys.stderr,
+        )
         sys.exit(1)
     path, stage = _timings_file(), os.environ.get("DVC_STAGE")
     if path is not None and stage and os.environ.get("RANK", "0") == "0":  # one row per launched stage
         path.parent.mkdir(parents=True, exist_ok=True)
-        row = {"stage": stage, "seconds": round(time.perf_counter() - t0, 2),
-               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+        row = {
+            "stage": stage,
+            "seconds": round(time.perf_counter() - t0, 2),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         with open(path, "a") as fh:  # one short append per stage: safe with parallel queue workers
             fh.write(json.dumps(row) + "\n")
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from synthaug.cli import pin_threads
 from synthaug.errors import ModelError
 from synthaug.offline import ultralytics_offline
 from synthaug.params import YoloBudgetParams
@@ -43,8 +44,12 @@ class DetectorBudget(YoloBudgetParams):
     @classmethod
     def of(cls, cfg: YoloBudgetParams, model: str, device: str, threads: int) -> DetectorBudget:
         """The budget a params section (train_yolo or pretrain_yolo) gives ``model``."""
-        return cls(model=model, device=device, threads=threads,
-                   **{f.name: getattr(cfg, f.name) for f in fields(YoloBudgetParams)})
+        return cls(
+            model=model,
+            device=device,
+            threads=threads,
+            **{f.name: getattr(cfg, f.name) for f in fields(YoloBudgetParams)},
+        )
 
 
 def same_steps_epochs(epochs: float, n_real: int, n_train: int, batch: int) -> float:
@@ -67,8 +72,16 @@ def transfer(net: Any, state: dict) -> int:
     return copied
 
 
-def train_detector(data_yaml: Path, out: Path, budget: DetectorBudget, seed: int, n_real: int, n_train: int,
-                   init: Path | None = None, single_cls: bool = False) -> dict:
+def train_detector(
+    data_yaml: Path,
+    out: Path,
+    budget: DetectorBudget,
+    seed: int,
+    n_real: int,
+    n_train: int,
+    init: Path | None = None,
+    single_cls: bool = False,
+) -> dict:
     """Train ``budget.model`` (built from its yaml) on ``data_yaml`` into ``out`` (an existing folder).
 
     ``init``: a ``model.safetensors`` whose matching tensors start the run (pretrain_yolo's
@@ -83,7 +96,7 @@ def train_detector(data_yaml: Path, out: Path, budget: DetectorBudget, seed: int
     from safetensors.torch import save_file
     from ultralytics import YOLO
 
-    torch.set_num_threads(budget.threads)
+    pin_threads(budget.threads)
     tu.NUM_THREADS = budget.threads  # ultralytics would leave a core idle and vary with the machine
     epochs = max(1, round(same_steps_epochs(budget.epochs, n_real, n_train, budget.batch)))
     close = round(same_steps_epochs(budget.close_mosaic, n_real, n_train, budget.batch))
@@ -110,12 +123,14 @@ def train_detector(data_yaml: Path, out: Path, budget: DetectorBudget, seed: int
             counts["optimizer_steps"] += 1
             # Ultralytics' own rule (trainer._do_train) for the epochs that run without mosaic
             counts["steps_without_mosaic"] += bool(close) and trainer.epoch >= trainer.epochs - close
+
         trainer.optimizer.register_step_post_hook(hook)
 
     def keep_final(trainer: Any) -> None:
         net = trainer.ema.ema if trainer.ema else trainer.model
-        state.update({k: v.detach().float().contiguous() for k, v in net.state_dict().items()
-                      if isinstance(v, torch.Tensor)})
+        state.update(
+            {k: v.detach().float().contiguous() for k, v in net.state_dict().items() if isinstance(v, torch.Tensor)}
+        )
 
     model = YOLO(budget.model)
     if init is not None:
@@ -124,20 +139,45 @@ def train_detector(data_yaml: Path, out: Path, budget: DetectorBudget, seed: int
     model.add_callback("on_train_end", keep_final)
     cpu = budget.device == "cpu"
     t0 = time.perf_counter()
-    model.train(data=str(data_yaml.resolve()), epochs=epochs, close_mosaic=close, warmup_epochs=warmup,
-                batch=budget.batch, nbs=budget.batch, imgsz=budget.imgsz, optimizer=budget.optimizer,
-                lr0=budget.lr0, mosaic=budget.mosaic, fliplr=budget.fliplr, single_cls=single_cls, seed=seed,
-                deterministic=True,
-                device=budget.device, workers=0 if cpu else 4, amp=not cpu, val=False, plots=False,
-                project=str(out.resolve().parent), name=out.name, exist_ok=True, verbose=False)
+    model.train(
+        data=str(data_yaml.resolve()),
+        epochs=epochs,
+        close_mosaic=close,
+        warmup_epochs=warmup,
+        batch=budget.batch,
+        nbs=budget.batch,
+        imgsz=budget.imgsz,
+        optimizer=budget.optimizer,
+        lr0=budget.lr0,
+        mosaic=budget.mosaic,
+        fliplr=budget.fliplr,
+        single_cls=single_cls,
+        seed=seed,
+        deterministic=True,
+        device=budget.device,
+        workers=0 if cpu else 4,
+        amp=not cpu,
+        val=False,
+        plots=False,
+        project=str(out.resolve().parent),
+        name=out.name,
+        exist_ok=True,
+        verbose=False,
+    )
     seconds = time.perf_counter() - t0
     if not state:
         raise ModelError(f"{out}: Ultralytics finished without a final model (no on_train_end)")
     save_file(state, out / "model.safetensors")
-    return {"epochs": epochs, "batches_per_epoch": math.ceil(n_train / budget.batch), "train_images": n_train,
-            "close_mosaic_epochs": close, "warmup_epochs": round(warmup, 6), **counts,
-            "images_seen": epochs * n_train,
-            "seconds": round(seconds, 1)}
+    return {
+        "epochs": epochs,
+        "batches_per_epoch": math.ceil(n_train / budget.batch),
+        "train_images": n_train,
+        "close_mosaic_epochs": close,
+        "warmup_epochs": round(warmup, 6),
+        **counts,
+        "images_seen": epochs * n_train,
+        "seconds": round(seconds, 1),
+    }
 
 
 def load_detector(folder: Path, model_yaml: str, names: dict[int, str]) -> Any:
@@ -166,8 +206,19 @@ def validate(yolo: Any, data_yaml: Path, split: str, imgsz: int) -> Any:
     """Ultralytics' own validator on one split; returns its metrics object."""
     tmp = Path(tempfile.mkdtemp(prefix="synthaug-val-"))
     try:
-        return yolo.val(data=str(data_yaml.resolve()), split=split, imgsz=imgsz, batch=16, device="cpu",
-                        workers=0, plots=False, verbose=False, project=str(tmp), name="val", exist_ok=True)
+        return yolo.val(
+            data=str(data_yaml.resolve()),
+            split=split,
+            imgsz=imgsz,
+            batch=16,
+            device="cpu",
+            workers=0,
+            plots=False,
+            verbose=False,
+            project=str(tmp),
+            name="val",
+            exist_ok=True,
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -176,8 +227,10 @@ def detect(yolo: Any, files: Sequence[Path], imgsz: int, conf: float) -> list[li
     """(class, normalised xyxy) of every detection on each image."""
     out = []
     for i in range(0, len(files), 32):
-        for r in yolo.predict([str(f) for f in files[i : i + 32]], imgsz=imgsz, conf=conf, device="cpu",
-                              verbose=False, save=False):
-            out.append([(int(c), tuple(float(v) for v in b))
-                        for c, b in zip(r.boxes.cls.tolist(), r.boxes.xyxyn.tolist())])
+        for r in yolo.predict(
+            [str(f) for f in files[i : i + 32]], imgsz=imgsz, conf=conf, device="cpu", verbose=False, save=False
+        ):
+            out.append(
+                [(int(c), tuple(float(v) for v in b)) for c, b in zip(r.boxes.cls.tolist(), r.boxes.xyxyn.tolist())]
+            )
     return out

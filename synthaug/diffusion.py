@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import diffusers
 import numpy as np
 import torch
-import diffusers
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 
 from synthaug import registry
@@ -41,12 +41,8 @@ BUILTIN_CLASS = "synthaug.BuiltinModel"
 def make_scheduler(name: str, base_config: dict, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """A fresh scheduler ``name`` built from ``base_config`` plus ``options``; returns it and the
     keyword arguments its ``step`` takes (e.g. ``eta`` for DDIM)."""
-    if name not in SCHEDULERS:
-        import difflib
-
-        near = difflib.get_close_matches(name, list(SCHEDULERS), n=1)
-        hint = f"; did you mean '{near[0]}'?" if near else f"; known: {', '.join(SCHEDULERS)}"
-        raise ModelError(f"unknown scheduler '{name}'{hint}")
+    if name not in SCHEDULERS:  # params.yaml's names are checked, with a suggestion, when it is loaded
+        raise ModelError(f"unknown scheduler '{name}' (known: {', '.join(SCHEDULERS)})")
     cls = SCHEDULERS[name]
     config_options = {k: v for k, v in options.items() if k not in STEP_OPTIONS}
     step_kwargs = {k: v for k, v in options.items() if k in STEP_OPTIONS}
@@ -91,7 +87,6 @@ class BuiltinModel:
     classes: list[str]
     image_size: int
     channels: int
-    path: str = "builtin"
     compiled: Any = None  # torch.compile(unet), when asked for
     text_conditioned = False  # takes the class from the prompt record, not the prompt text
 
@@ -105,16 +100,20 @@ class BuiltinModel:
         vae = AutoencoderKL.from_pretrained(path, subfolder="vae", use_safetensors=True, local_files_only=True)
         unet = UNet2DModel.from_pretrained(path, subfolder="unet", use_safetensors=True, local_files_only=True)
         config = DDPMScheduler.load_config(path, subfolder="scheduler", local_files_only=True)
-        model = cls(vae.eval(), unet.eval(), dict(config), index["classes"], index["image_size"], index["channels"],
-                    str(path))
+        model = cls(vae.eval(), unet.eval(), dict(config), index["classes"], index["image_size"], index["channels"])
         return model
 
     def save(self, path: Path, scheduler: Any) -> None:
         self.vae.save_pretrained(path / "vae", safe_serialization=True)
         self.unet.save_pretrained(path / "unet", safe_serialization=True)
         scheduler.save_pretrained(path / "scheduler")
-        index = {"_class_name": BUILTIN_CLASS, "classes": self.classes, "image_size": self.image_size,
-                 "channels": self.channels, "null_class": self.null_class}
+        index = {
+            "_class_name": BUILTIN_CLASS,
+            "classes": self.classes,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "null_class": self.null_class,
+        }
         (path / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
     @torch.inference_mode()
@@ -126,15 +125,33 @@ class BuiltinModel:
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample.float()
 
-    def txt2img(self, records: Sequence[dict], scheduler: Any, steps: int, guidance: float,
-                step_kwargs: dict[str, Any]) -> np.ndarray:
-        return self.generate([r["class"] for r in records], [r["seed"] for r in records], scheduler, steps,
-                             guidance, step_kwargs)
+    def txt2img(
+        self, records: Sequence[dict], scheduler: Any, steps: int, guidance: float, step_kwargs: dict[str, Any]
+    ) -> np.ndarray:
+        return self.generate(
+            [r["class"] for r in records], [r["seed"] for r in records], scheduler, steps, guidance, step_kwargs
+        )
 
-    def img2img(self, images: np.ndarray, records: Sequence[dict], scheduler: Any, steps: int, guidance: float,
-                step_kwargs: dict[str, Any], strength: float) -> np.ndarray:
-        return self.generate([r["class"] for r in records], [r["seed"] for r in records], scheduler, steps,
-                             guidance, step_kwargs, init_images=from_uint8(images), strength=strength)
+    def img2img(
+        self,
+        images: np.ndarray,
+        records: Sequence[dict],
+        scheduler: Any,
+        steps: int,
+        guidance: float,
+        step_kwargs: dict[str, Any],
+        strength: float,
+    ) -> np.ndarray:
+        return self.generate(
+            [r["class"] for r in records],
+            [r["seed"] for r in records],
+            scheduler,
+            steps,
+            guidance,
+            step_kwargs,
+            init_images=from_uint8(images),
+            strength=strength,
+        )
 
     @torch.inference_mode()
     def generate(
@@ -191,7 +208,7 @@ class DiffusersBackend:
     text_conditioned = True
     channels = 3
 
-    def __init__(self, pipe: Any, size: int, path: str):
+    def __init__(self, pipe: Any, size: int):
         from diffusers import AutoPipelineForImage2Image
 
         self.pipe = pipe
@@ -200,30 +217,52 @@ class DiffusersBackend:
             p.set_progress_bar_config(disable=True)
         self.scheduler_config = dict(pipe.scheduler.config)
         self.image_size = size
-        self.path = path
 
     def _run(self, pipe: Any, scheduler: Any, seeds: Sequence[int], **kwargs: Any) -> np.ndarray:
         pipe.scheduler = scheduler
         out = pipe(generator=generators(seeds), output_type="np", **kwargs).images
         return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
 
-    def txt2img(self, records: Sequence[dict], scheduler: Any, steps: int, guidance: float,
-                step_kwargs: dict[str, Any]) -> np.ndarray:
-        return self._run(self.pipe, scheduler, [r["seed"] for r in records],
-                         prompt=[r["prompt"] for r in records],
-                         negative_prompt=[r["negative_prompt"] for r in records],
-                         num_inference_steps=steps, guidance_scale=guidance,
-                         height=self.image_size, width=self.image_size, **step_kwargs)
+    def txt2img(
+        self, records: Sequence[dict], scheduler: Any, steps: int, guidance: float, step_kwargs: dict[str, Any]
+    ) -> np.ndarray:
+        return self._run(
+            self.pipe,
+            scheduler,
+            [r["seed"] for r in records],
+            prompt=[r["prompt"] for r in records],
+            negative_prompt=[r["negative_prompt"] for r in records],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            height=self.image_size,
+            width=self.image_size,
+            **step_kwargs,
+        )
 
-    def img2img(self, images: np.ndarray, records: Sequence[dict], scheduler: Any, steps: int, guidance: float,
-                step_kwargs: dict[str, Any], strength: float) -> np.ndarray:
+    def img2img(
+        self,
+        images: np.ndarray,
+        records: Sequence[dict],
+        scheduler: Any,
+        steps: int,
+        guidance: float,
+        step_kwargs: dict[str, Any],
+        strength: float,
+    ) -> np.ndarray:
         from PIL import Image
 
-        return self._run(self.img2img_pipe, scheduler, [r["seed"] for r in records],
-                         image=[Image.fromarray(im).convert("RGB") for im in images],
-                         prompt=[r["prompt"] for r in records],
-                         negative_prompt=[r["negative_prompt"] for r in records],
-                         num_inference_steps=steps, guidance_scale=guidance, strength=strength, **step_kwargs)
+        return self._run(
+            self.img2img_pipe,
+            scheduler,
+            [r["seed"] for r in records],
+            image=[Image.fromarray(im).convert("RGB") for im in images],
+            prompt=[r["prompt"] for r in records],
+            negative_prompt=[r["negative_prompt"] for r in records],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            strength=strength,
+            **step_kwargs,
+        )
 
 
 Backend = BuiltinModel | DiffusersBackend
@@ -234,9 +273,18 @@ def _looks_like_hub_id(spec: str) -> bool:
     return len(parts) == 2 and all(parts) and not spec.startswith((".", "~"))
 
 
-def load_backend(spec: str, builtin_dir: Path, *, offline: bool = True, device: str = "cpu",
-                 dtype: str = "float32", size: int | None = None, safety_checker: bool = False,
-                 compile: bool = False, attention_slicing: bool = False) -> Backend:
+def load_backend(
+    spec: str,
+    builtin_dir: Path,
+    *,
+    offline: bool = True,
+    device: str = "cpu",
+    dtype: str = "float32",
+    size: int | None = None,
+    safety_checker: bool = False,
+    compile: bool = False,
+    attention_slicing: bool = False,
+) -> Backend:
     """One loading path: ``builtin`` (the pipeline's own model), a local diffusers folder, or a hub id.
     ``dtype`` is the UNet's (the builtin VAE stays in float32: it costs little, and float16 decodes
     can overflow; diffusers' SDXL pipelines upcast their VAE where its config sets force_upcast); ``compile``
@@ -286,12 +334,21 @@ def load_backend(spec: str, builtin_dir: Path, *, offline: bool = True, device: 
     if compile:
         pipe.unet = torch.compile(pipe.unet)
     default = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    return DiffusersBackend(pipe, size or default, str(spec))
+    return DiffusersBackend(pipe, size or default)
 
 
 def backend_for(g: GenerateParams, builtin_dir: Path, group: Any = None) -> Backend:
     """The backend the ``generate`` params describe; a process that a launcher started takes its
     own device from its ``group`` (synthaug.launch.process_group), e.g. ``cuda:3``."""
     device = str(group.device) if group is not None and group.num_processes > 1 else g.device
-    return load_backend(g.model, builtin_dir, offline=g.offline, device=device, dtype=g.dtype, size=g.size,
-                        safety_checker=g.safety_checker, compile=g.compile, attention_slicing=g.attention_slicing)
+    return load_backend(
+        g.model,
+        builtin_dir,
+        offline=g.offline,
+        device=device,
+        dtype=g.dtype,
+        size=g.size,
+        safety_checker=g.safety_checker,
+        compile=g.compile,
+        attention_slicing=g.attention_slicing,
+    )

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from synthaug.cli import run
+from synthaug.cli import pin_threads, run
 from synthaug.params import LaunchParams, ParamsError, load_params
 
 
@@ -35,14 +35,31 @@ def command(cfg: LaunchParams, module: str, args: Sequence[str]) -> list[str]:
     if cfg.launcher == "python":
         return [*python, module, *args]
     if cfg.launcher == "torchrun":
-        return [*python, "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.processes}",
-                "-m", module, *args]
+        return [
+            *python,
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={cfg.processes}",
+            "-m",
+            module,
+            *args,
+        ]
     # accelerate's --cpu would run N CPU processes only through mpirun; its multi-process mode
     # (--multi_gpu, torch's elastic launcher) runs them anywhere, and the stage picks gloo on a CPU.
     group = ["--multi_gpu"] if cfg.processes > 1 else []
-    return [*python, "accelerate.commands.launch", *group, f"--num_processes={cfg.processes}", "--num_machines=1",
-            f"--main_process_port={free_port()}", "--mixed_precision=no", "--dynamo_backend=no",
-            "-m", module, *args]
+    return [
+        *python,
+        "accelerate.commands.launch",
+        *group,
+        f"--num_processes={cfg.processes}",
+        "--num_machines=1",
+        f"--main_process_port={free_port()}",
+        "--mixed_precision=no",
+        "--dynamo_backend=no",
+        "-m",
+        module,
+        *args,
+    ]
 
 
 def process_group(device: str, cfg: LaunchParams) -> Any:
@@ -50,10 +67,9 @@ def process_group(device: str, cfg: LaunchParams) -> Any:
     ``is_main_process``, ``device``, ``wait_for_everyone``); one process when none did. Sets the
     torch threads to ``cfg.threads`` whatever the launcher set (torchrun and accelerate set 1), so a
     result never depends on how many cores a machine has."""
-    import torch
     from accelerate import PartialState
 
-    torch.set_num_threads(cfg.threads)
+    pin_threads(cfg.threads)
     return PartialState(cpu=device == "cpu")
 
 
@@ -65,8 +81,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     params_file = args[args.index("--params") + 1]
     sections = load_params(params_file).launch
     if section not in sections.__dataclass_fields__:
-        raise ParamsError(f"{params_file}: launch.{section}: no such section "
-                          f"(known: {', '.join(sections.__dataclass_fields__)})")
+        raise ParamsError(
+            f"{params_file}: launch.{section}: no such section (known: {', '.join(sections.__dataclass_fields__)})"
+        )
     cmd = command(getattr(sections, section), module, args)
     sys.stdout.flush()
     os.execv(cmd[0], cmd)  # the stage (or its launcher) replaces this process: its exit status is DVC's

@@ -21,17 +21,22 @@ from pathlib import Path
 _STATE: dict[str, Path] = {}
 
 ULTRALYTICS_SETTINGS_OFF = {
-    "sync": False, "dvc": False, "mlflow": False, "comet": False, "clearml": False,
-    "raytune": False, "tensorboard": False, "wandb": False, "neptune": False, "hub": False,
+    "sync": False,
+    "dvc": False,
+    "mlflow": False,
+    "comet": False,
+    "clearml": False,
+    "raytune": False,
+    "tensorboard": False,
+    "wandb": False,
+    "neptune": False,
+    "hub": False,
 }
 
 
-def harden(allow_hub: bool = False) -> Path:
-    """Make this process offline and home-directory clean; return its private config dir.
-
-    ``allow_hub=True`` leaves the Hugging Face hub reachable, for users who want to download a
-    checkpoint by hub id; everything else stays off.
-    """
+def harden() -> Path:
+    """Make this process offline and home-directory clean; return its private config dir
+    (:func:`allow_hub` turns the Hugging Face hub back on, for ``generate.offline: false``)."""
     if "dir" not in _STATE:
         tmp = Path(tempfile.mkdtemp(prefix="synthaug-"))
         atexit.register(shutil.rmtree, tmp, ignore_errors=True)
@@ -48,9 +53,10 @@ def harden(allow_hub: bool = False) -> Path:
         "MPLCONFIGDIR": str(tmp / "matplotlib"),
         "MPLBACKEND": "Agg",
         "DVC_NO_ANALYTICS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
     }
-    if not allow_hub:
-        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     os.environ.update(env)
     return tmp
 
@@ -77,6 +83,10 @@ def ultralytics_offline() -> None:
     for name in ("Arial.ttf", "Arial.Unicode.ttf"):
         if not (fonts / name).exists():
             shutil.copyfile(dejavu, fonts / name)
+    import torch
+    import ultralytics.utils.torch_utils as tu
     from ultralytics.utils import SETTINGS
 
     SETTINGS.update({k: v for k, v in ULTRALYTICS_SETTINGS_OFF.items() if k in SETTINGS})
+    # select_device() resets torch's threads to this (the machine's cores - 1): follow the stage's pin
+    tu.NUM_THREADS = torch.get_num_threads()

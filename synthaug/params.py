@@ -145,12 +145,16 @@ class GenerateParams:
         if not re.fullmatch(r"cpu|cuda(:\d+)?|mps|xpu(:\d+)?", self.device):
             raise ParamsError(f"{where}.device: {self.device!r} is not a torch device; use cpu, cuda, cuda:1 or mps")
         if self.size is not None and self.model == "builtin":
-            raise ParamsError(f"{where}.size: {self.size} — the builtin model samples at data.image_size, the size "
-                              "it was pretrained at; set size: null (it is a text-conditioned checkpoint's knob)")
+            raise ParamsError(
+                f"{where}.size: {self.size} — the builtin model samples at data.image_size, the size "
+                "it was pretrained at; set size: null (it is a text-conditioned checkpoint's knob)"
+            )
         if self.size is not None and self.size % 8:
-            raise ParamsError(f"{where}.size: {self.size} is not a multiple of 8 (Stable Diffusion's VAE halves the "
-                              f"side 3 times); use {self.size // 8 * 8 or 8} or {self.size // 8 * 8 + 8}, or null for "
-                              "the model's own size")
+            raise ParamsError(
+                f"{where}.size: {self.size} is not a multiple of 8 (Stable Diffusion's VAE halves the "
+                f"side 3 times); use {self.size // 8 * 8 or 8} or {self.size // 8 * 8 + 8}, or null for "
+                "the model's own size"
+            )
 
 
 @dataclass(frozen=True)
@@ -180,8 +184,9 @@ class VariantParams:
     def validate(self, where: str) -> None:
         kind, _, name = self.source.partition("/")
         if self.source not in ("none", "real/pool") and (kind not in ("txt2img", "img2img") or not name):
-            raise ParamsError(f"{where}.source: {self.source!r} must be none, real/pool, txt2img/<scheduler> or "
-                              "img2img/<strength>")
+            raise ParamsError(
+                f"{where}.source: {self.source!r} must be none, real/pool, txt2img/<scheduler> or img2img/<strength>"
+            )
         if self.source == "none" and self.ratio != 0:
             raise ParamsError(f"{where}.ratio: {self.ratio} synthetic per real image, but source is none; set it to 0")
 
@@ -221,7 +226,9 @@ class TrainResnetParams(ResnetBudget):
 
     def validate(self, where: str) -> None:
         if not re.fullmatch(r"cpu|cuda", self.device):
-            raise ParamsError(f"{where}.device: {self.device!r} must be cpu or cuda (a launcher picks each process's GPU)")
+            raise ParamsError(
+                f"{where}.device: {self.device!r} must be cpu or cuda (a launcher picks each process's GPU)"
+            )
 
 
 @dataclass(frozen=True)
@@ -266,8 +273,10 @@ class YoloBudgetParams:
 
     def validate(self, where: str) -> None:
         if self.close_mosaic >= self.epochs:
-            raise ParamsError(f"{where}.close_mosaic: {self.close_mosaic} epochs without mosaic leave none with it "
-                              f"({where}.epochs is {self.epochs}); make it smaller")
+            raise ParamsError(
+                f"{where}.close_mosaic: {self.close_mosaic} epochs without mosaic leave none with it "
+                f"({where}.epochs is {self.epochs}); make it smaller"
+            )
 
 
 @dataclass(frozen=True)
@@ -281,12 +290,16 @@ class TrainYoloParams(YoloBudgetParams):
     def validate(self, where: str) -> None:
         super().validate(where)
         if not self.model.endswith((".yaml", ".yml")):
-            raise ParamsError(f"{where}.model: {self.model!r} must be a model yaml such as yolov8n.yaml or yolo11n.yaml "
-                              "(built from scratch; a .pt checkpoint would be downloaded)")
+            raise ParamsError(
+                f"{where}.model: {self.model!r} must be a model yaml such as yolov8n.yaml or yolo11n.yaml "
+                "(built from scratch; a .pt checkpoint would be downloaded)"
+            )
         if not re.fullmatch(r"cpu|mps|\d+", self.device):
-            raise ParamsError(f"{where}.device: {self.device!r} is not one Ultralytics device; use cpu or a GPU index "
-                              "such as 0 (a GPU list would train under Ultralytics' DDP, in processes where the "
-                              "optimiser-step count and the final weights cannot be taken)")
+            raise ParamsError(
+                f"{where}.device: {self.device!r} is not one Ultralytics device; use cpu or a GPU index "
+                "such as 0 (a GPU list would train under Ultralytics' DDP, in processes where the "
+                "optimiser-step count and the final weights cannot be taken)"
+            )
 
 
 @dataclass(frozen=True)
@@ -299,8 +312,10 @@ class LaunchParams:
 
     def validate(self, where: str) -> None:
         if self.launcher == "python" and self.processes != 1:
-            raise ParamsError(f"{where}.processes: {self.processes} processes need a launcher; set {where}.launcher "
-                              "to accelerate or torchrun, or processes to 1")
+            raise ParamsError(
+                f"{where}.processes: {self.processes} processes need a launcher; set {where}.launcher "
+                "to accelerate or torchrun, or processes to 1"
+            )
 
 
 @dataclass(frozen=True)
@@ -336,42 +351,66 @@ class Params:
     def validate(self, where: str) -> None:
         for name in self.schedulers:
             if name not in registry.SCHEDULERS:
-                raise ParamsError(f"schedulers.{name}: unknown scheduler" + _suggest(name, registry.SCHEDULERS)
-                                  + f" (known: {', '.join(registry.SCHEDULERS)})")
+                raise ParamsError(
+                    f"schedulers.{name}: unknown scheduler"
+                    + _suggest(name, registry.SCHEDULERS)
+                    + f" (known: {', '.join(registry.SCHEDULERS)})"
+                )
         for i, name in enumerate(self.txt2img.schedulers):
             if name not in self.schedulers:
-                raise ParamsError(f"txt2img.schedulers[{i}]: '{name}' has no section under schedulers"
-                                  + _suggest(name, self.schedulers))
-        generated = ({f"txt2img/{n}" for n in self.txt2img.schedulers} | {f"img2img/{s:g}" for s in self.img2img.strengths}
-                     | {"real/pool"})
+                raise ParamsError(
+                    f"txt2img.schedulers[{i}]: '{name}' has no section under schedulers"
+                    + _suggest(name, self.schedulers)
+                )
+        generated = (
+            {f"txt2img/{n}" for n in self.txt2img.schedulers}
+            | {f"img2img/{s:g}" for s in self.img2img.strengths}
+            | {"real/pool"}
+        )
         for name, variant in self.variants.items():
             if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
                 raise ParamsError(f"variants.{name}: use letters, digits, _ and - only (it names stages and folders)")
             if variant.source != "none" and variant.source not in generated:
-                raise ParamsError(f"variants.{name}.source: {variant.source!r} is not generated by this pipeline"
-                                  + _suggest(variant.source, generated) + f" (generated: {', '.join(sorted(generated))})")
+                raise ParamsError(
+                    f"variants.{name}.source: {variant.source!r} is not generated by this pipeline"
+                    + _suggest(variant.source, generated)
+                    + f" (generated: {', '.join(sorted(generated))})"
+                )
         if "baseline" not in self.variants or self.variants["baseline"].source != "none":
-            raise ParamsError("variants.baseline: required, with source: none (real data only) — gains are measured "
-                              "against it")
+            raise ParamsError(
+                "variants.baseline: required, with source: none (real data only) — gains are measured against it"
+            )
         for i, name in enumerate(self.train_yolo.variants):
             if name not in self.variants:
-                raise ParamsError(f"train_yolo.variants[{i}]: '{name}' is not a variant" + _suggest(name, self.variants)
-                                  + f" (variants: {', '.join(self.variants)})")
+                raise ParamsError(
+                    f"train_yolo.variants[{i}]: '{name}' is not a variant"
+                    + _suggest(name, self.variants)
+                    + f" (variants: {', '.join(self.variants)})"
+                )
         if "baseline" not in self.train_yolo.variants:
             raise ParamsError("train_yolo.variants: must include baseline — detection gains are measured against it")
         if len(set(self.train_yolo.variants)) != len(self.train_yolo.variants):
             raise ParamsError(f"train_yolo.variants: {list(self.train_yolo.variants)} lists a variant twice")
-        if any(v.source == "real/pool" for v in self.variants.values()) and self.data.source == "embedded" \
-                and self.real_pool.per_class > self.prepare.pool_per_class:
-            raise ParamsError(f"real_pool.per_class: {self.real_pool.per_class} is more than the pool holds "
-                              f"(prepare.pool_per_class: {self.prepare.pool_per_class})")
+        if (
+            any(v.source == "real/pool" for v in self.variants.values())
+            and self.data.source == "embedded"
+            and self.real_pool.per_class > self.prepare.pool_per_class
+        ):
+            raise ParamsError(
+                f"real_pool.per_class: {self.real_pool.per_class} is more than the pool holds "
+                f"(prepare.pool_per_class: {self.prepare.pool_per_class})"
+            )
         world = self.launch.training.processes
         if self.train_resnet.batch_size % world:
-            raise ParamsError(f"train_resnet.batch_size: {self.train_resnet.batch_size} is the global batch and does "
-                              f"not split over launch.training.processes ({world}); make it a multiple of {world}")
+            raise ParamsError(
+                f"train_resnet.batch_size: {self.train_resnet.batch_size} is the global batch and does "
+                f"not split over launch.training.processes ({world}); make it a multiple of {world}"
+            )
         if self.img2img.scheduler not in registry.SCHEDULERS:
-            raise ParamsError(f"img2img.scheduler: unknown scheduler '{self.img2img.scheduler}'"
-                              + _suggest(self.img2img.scheduler, registry.SCHEDULERS))
+            raise ParamsError(
+                f"img2img.scheduler: unknown scheduler '{self.img2img.scheduler}'"
+                + _suggest(self.img2img.scheduler, registry.SCHEDULERS)
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,8 +450,7 @@ def convert(value: Any, tp: Any, where: str) -> Any:
     if origin is Literal:
         if value not in args or isinstance(value, bool) != isinstance(args[0], bool):
             raise ParamsError(
-                f"{where}: {value!r} is not one of {', '.join(map(repr, args))}"
-                + _suggest(str(value), map(str, args))
+                f"{where}: {value!r} is not one of {', '.join(map(repr, args))}" + _suggest(str(value), map(str, args))
             )
         return value
     if origin in (typing.Union, types.UnionType):

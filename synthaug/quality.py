@@ -48,9 +48,13 @@ def refound(truth: list[tuple[int, Sequence[float]]], found: list[tuple[int, Seq
     return hits
 
 
-def judge_scores(judge: torch.nn.Module, images: torch.Tensor, labels: Sequence[int],
-                 real_features: torch.Tensor) -> dict:
+def judge_scores(
+    judge: torch.nn.Module, images: torch.Tensor, labels: Sequence[int], real_features: torch.Tensor
+) -> dict:
     """Conditional accuracy and Fréchet distance (to ``real_features``) of labelled images."""
     probs, feats = predict(judge, images)
-    return {"images": len(labels), "conditional_accuracy": round(conditional_accuracy(probs, labels), 6),
-            "frechet_distance": round(frechet_distance(feats.numpy(), real_features.numpy()), 4)}
+    return {
+        "images": len(labels),
+        "conditional_accuracy": round(conditional_accuracy(probs, labels), 6),
+        "frechet_distance": round(frechet_distance(feats.numpy(), real_features.numpy()), 4),
+    }

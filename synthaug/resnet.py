@@ -87,16 +87,24 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 256)
     return float((pred == y).float().mean())
 
 
-def train(net: nn.Module, real: tuple[torch.Tensor, torch.Tensor], synthetic: tuple[torch.Tensor, torch.Tensor],
-          val: tuple[torch.Tensor, torch.Tensor], ratio: float, cfg: ResnetBudget, seed: int,
-          desc: str = "resnet", group: Any = None) -> list[dict]:
+def train(
+    net: nn.Module,
+    real: tuple[torch.Tensor, torch.Tensor],
+    synthetic: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    ratio: float,
+    cfg: ResnetBudget,
+    seed: int,
+    desc: str = "resnet",
+    group: Any = None,
+) -> list[dict]:
     """The fixed-budget loop on ``net``'s device; returns the history rows (one per ``eval_every``
     steps; on the main process only when ``group`` — synthaug.launch.process_group — has several).
 
     Under several processes it is DDP with the same budget: every process draws the same global
     batch of ``cfg.batch_size`` (a multiple of the world size: params.py checks) and trains on every
-    ``world``-th image of it, and DDP averages the gradients, so the step sizes and the images seen are those of one process (only batch-norm
-    statistics are per process)."""
+    ``world``-th image of it, and DDP averages the gradients, so the step sizes and the images seen
+    are those of one process (only batch-norm statistics are per process)."""
     world = group.num_processes if group is not None else 1
     rank = group.process_index if group is not None else 0
     main = rank == 0
@@ -109,8 +117,9 @@ def train(net: nn.Module, real: tuple[torch.Tensor, torch.Tensor], synthetic: tu
     gen = torch.Generator().manual_seed(seed)
     n_syn = round(cfg.batch_size * ratio / (1 + ratio)) if len(synthetic[0]) else 0
     n_real = cfg.batch_size - n_syn
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                          nesterov=cfg.momentum > 0)
+    opt = torch.optim.SGD(
+        net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0
+    )
     history, running = [], []
     net.train()
     bar = tqdm(range(cfg.steps), desc=desc, unit="step", disable=not main)
@@ -135,8 +144,11 @@ def train(net: nn.Module, real: tuple[torch.Tensor, torch.Tensor], synthetic: tu
             loss /= world
         running.append(loss.item())
         if main and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
-            row = {"step": step + 1, "train_loss": round(float(np.mean(running)), 6),
-                   "val_accuracy": round(accuracy(net, *val), 6)}
+            row = {
+                "step": step + 1,
+                "train_loss": round(float(np.mean(running)), 6),
+                "val_accuracy": round(accuracy(net, *val), 6),
+            }
             history.append(row)
             running = []
             bar.set_postfix(loss=row["train_loss"], val=row["val_accuracy"])
@@ -162,8 +174,11 @@ def load_trained(folder: Path) -> tuple[nn.Module, dict]:
         state = load_file(folder / "model.safetensors")
     except (OSError, ValueError) as exc:
         raise ModelError(f"{folder}: not a trained ResNet folder ({exc})") from None
-    net = build_resnet(ResnetBudget(**{k: config[k] for k in ResnetBudget.__dataclass_fields__}),
-                       len(config["classes"]), pretrained=False)
+    net = build_resnet(
+        ResnetBudget(**{k: config[k] for k in ResnetBudget.__dataclass_fields__}),
+        len(config["classes"]),
+        pretrained=False,
+    )
     net.load_state_dict(state)
     return net.eval(), config
 

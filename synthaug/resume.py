@@ -51,6 +51,20 @@ def digest_files(paths: Iterable[Path]) -> str:
     return h.hexdigest()
 
 
+def declared_params(params: Any, keys: Sequence[str], **names: str) -> dict[str, Any]:
+    """The values of the param keys a stage declares in dvc.yaml (a ``{name}`` part filled in from
+    ``names``, as dvc.yaml's ``${item.name}``): its resume fingerprint covers exactly what DVC reruns
+    it for (tests/test_dvc_contract.py checks the keys against dvc.yaml)."""
+    out = {}
+    for key in keys:
+        key = key.format(**names)
+        node = params
+        for part in key.split("."):
+            node = node[part] if isinstance(node, dict) else getattr(node, part)
+        out[key] = node
+    return out
+
+
 def model_digest(model: str, builtin: Path) -> str:
     """What generated images depend on of ``generate.model``: the files of the builtin model or of a
     local folder (weights replaced in place must not resume onto old batches), else the hub id."""
@@ -74,9 +88,6 @@ class BatchJournal:
 
     def done(self, key: str) -> bool:
         return self._part(key).exists()
-
-    def finished(self) -> int:
-        return len(list(self.dir.glob("*.jsonl")))
 
     def commit(self, key: str, records: list[dict], seconds: float) -> None:
         (self.dir / f"{key}.seconds").write_text(f"{seconds:.6f}\n")  # before the part: a part marks a batch done
@@ -102,8 +113,15 @@ class BatchJournal:
         return totals
 
 
-def run_batches(journal: BatchJournal, items: Sequence, batch_size: int, prefix: str,
-                work: Callable[[Sequence], list[dict]], desc: str, group: Any = None) -> list[str]:
+def run_batches(
+    journal: BatchJournal,
+    items: Sequence,
+    batch_size: int,
+    prefix: str,
+    work: Callable[[Sequence], list[dict]],
+    desc: str,
+    group: Any = None,
+) -> list[str]:
     """Run ``work`` on each unfinished fixed-size batch of ``items`` — of this process's share of
     them when ``group`` (see synthaug.launch.process_group) has several — committing its manifest
     rows; return all batch keys in order once every process is done. A tqdm bar on the main process

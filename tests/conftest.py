@@ -40,15 +40,19 @@ def write_params(path: Path, params: dict) -> Path:
 def run_module(module: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """Run ``python -m <module> args`` as a DVC stage would (separate process, repo on the path)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, text=True,
-                          capture_output=True, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, text=True, capture_output=True, timeout=1800
+    )
 
 
 def tree_digest(root: Path) -> dict[str, str]:
     import hashlib
 
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
@@ -65,8 +69,17 @@ def small_real(tmp_path_factory, base_params) -> Path:
     params["prepare"]["det"].update(train_images=3, val_images=2, test_images=2, pool_images=2)
     params["real_pool"]["per_class"] = 1
     tmp = tmp_path_factory.mktemp("real")
-    proc = run_module("stages.prepare", "--params", str(write_params(tmp / "p.yaml", params)),
-                      "--user-cls", "x", "--user-det", "x", "--out", str(tmp / "real"))
+    proc = run_module(
+        "stages.prepare",
+        "--params",
+        str(write_params(tmp / "p.yaml", params)),
+        "--user-cls",
+        "x",
+        "--user-det",
+        "x",
+        "--out",
+        str(tmp / "real"),
+    )
     assert proc.returncode == 0, proc.stderr
     return tmp / "real"
 
@@ -81,11 +94,33 @@ def synthetic(tmp_path_factory, base_params) -> Path:
     params["generate"].update(steps=2, batch_size=30)
     write_params(tmp / "p.yaml", params)
     (tmp / "classes.json").write_text(json.dumps(CLASSES))
-    assert run_module("stages.prompts", "--params", str(tmp / "p.yaml"), "--classes", str(tmp / "classes.json"),
-                      "--out", str(tmp / "prompts.jsonl")).returncode == 0
-    proc = run_module("stages.txt2img", "--params", str(tmp / "p.yaml"), "--scheduler", "ddim", "--prompts",
-                      str(tmp / "prompts.jsonl"), "--builtin", str(tiny_builtin(tmp / "builtin", CLASSES)),
-                      "--out", str(tmp / "txt2img" / "ddim"), "--metrics", str(tmp / "timing" / "ddim.json"))
+    assert (
+        run_module(
+            "stages.prompts",
+            "--params",
+            str(tmp / "p.yaml"),
+            "--classes",
+            str(tmp / "classes.json"),
+            "--out",
+            str(tmp / "prompts.jsonl"),
+        ).returncode
+        == 0
+    )
+    proc = run_module(
+        "stages.txt2img",
+        "--params",
+        str(tmp / "p.yaml"),
+        "--scheduler",
+        "ddim",
+        "--prompts",
+        str(tmp / "prompts.jsonl"),
+        "--builtin",
+        str(tiny_builtin(tmp / "builtin", CLASSES)),
+        "--out",
+        str(tmp / "txt2img" / "ddim"),
+        "--metrics",
+        str(tmp / "timing" / "ddim.json"),
+    )
     assert proc.returncode == 0, proc.stderr
     return tmp / "txt2img" / "ddim"
 
@@ -96,9 +131,19 @@ def tiny_judge(tmp_path_factory, base_params, small_real) -> Path:
     params = copy.deepcopy(base_params)
     params["judge"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1, lr=0.001)  # unsaturated scores
     tmp = tmp_path_factory.mktemp("judge")
-    proc = run_module("stages.judge", "--params", str(write_params(tmp / "p.yaml", params)), "--train",
-                      str(small_real / "cls" / "train"), "--val", str(small_real / "cls" / "val"), "--classes",
-                      str(small_real / "classes.json"), "--out", str(tmp / "judge"))
+    proc = run_module(
+        "stages.judge",
+        "--params",
+        str(write_params(tmp / "p.yaml", params)),
+        "--train",
+        str(small_real / "cls" / "train"),
+        "--val",
+        str(small_real / "cls" / "val"),
+        "--classes",
+        str(small_real / "classes.json"),
+        "--out",
+        str(tmp / "judge"),
+    )
     assert proc.returncode == 0, proc.stderr
     return tmp / "judge"
 
@@ -113,8 +158,9 @@ def sh(*cmd: str, cwd: Path) -> str:
 @pytest.fixture
 def scratch_repo(tmp_path: Path) -> Path:
     """The committed + untracked-but-not-ignored files of this checkout, as a fresh git+DVC repo."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, text=True,
-                           capture_output=True, check=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, text=True, capture_output=True, check=True
+    ).stdout.split("\0")
     repo = tmp_path / "repo"
     for rel in filter(None, files):
         if (ROOT / rel).is_file():

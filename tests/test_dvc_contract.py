@@ -61,10 +61,12 @@ def test_stage_contract(stage):
 
     deps = {str(d.def_path) for d in stage.deps if type(d).__name__ == "Dependency"}
     for dep in deps:
-        produced = any(dep == o or dep.startswith(o.rstrip("/") + "/") or o.startswith(dep.rstrip("/") + "/")
-                       for o in earlier_outs)
-        assert produced or ((ROOT / dep).exists() and not is_ignored(dep)), \
+        produced = any(
+            dep == o or dep.startswith(o.rstrip("/") + "/") or o.startswith(dep.rstrip("/") + "/") for o in earlier_outs
+        )
+        assert produced or ((ROOT / dep).exists() and not is_ignored(dep)), (
             f"{stage.addressing}: dep {dep} is neither tracked nor an earlier stage's output"
+        )
     for code in module_closure(source) | module_closure(ROOT / "stages" / "__init__.py"):
         assert str(code.relative_to(ROOT)) in deps, f"{stage.addressing}: code dep {code.relative_to(ROOT)} missing"
 
@@ -85,11 +87,20 @@ def test_stage_contract(stage):
         head, *rest = key.split(".")
         assert re.search(rf"params\.{head}\b", text), f"{stage.addressing}: declares {key} but never reads {head}"
         for part in rest:
-            assert re.search(rf"\b{part}\b", text) or part in dynamic, \
+            assert re.search(rf"\b{part}\b", text) or part in dynamic, (
                 f"{stage.addressing}: declares {key} but never reads {part}"
+            )
     for section in set(re.findall(r"\bparams\.(\w+)", own)):
-        assert any(k == section or k.startswith(section + ".") for k in declared), \
+        assert any(k == section or k.startswith(section + ".") for k in declared), (
             f"{stage.addressing}: reads params.{section} but dvc.yaml does not declare it"
+        )
+    fingerprinted = re.search(r"^PARAMS = \((.*?)\)", own, re.M | re.S)  # a resumable stage's fingerprint keys
+    if fingerprinted:
+        names = dict(re.findall(r"--(\w+) (\S+)", cmd))
+        keys = {k.format(**names) for k in re.findall(r'"([^"]+)"', fingerprinted.group(1))}
+        assert keys == set(declared), (
+            f"{stage.addressing}: fingerprint keys {sorted(keys)} != dvc.yaml's {sorted(declared)}"
+        )
 
 
 TEST_SPLITS = ("data/real/cls/test", "data/real/det/images/test", "data/real/det/labels/test")

@@ -74,8 +74,14 @@ def test_training_params_touch_only_their_trainer(scratch_repo: Path, section: s
 
 def test_editing_one_variant_ratio_touches_only_that_variant(scratch_repo: Path):
     edit_params(scratch_repo, lambda p: p["variants"]["pndm"].update(ratio=0.5))
-    assert params_changed(scratch_repo) == {"assemble@pndm", "train_resnet@pndm-0", "train_resnet@pndm-1",
-                                            "train_resnet@pndm-2", "summarize", "report"}  # they print the ratio
+    assert params_changed(scratch_repo) == {
+        "assemble@pndm",
+        "train_resnet@pndm-0",
+        "train_resnet@pndm-1",
+        "train_resnet@pndm-2",
+        "summarize",
+        "report",
+    }  # they print the ratio
 
 
 def test_how_sampling_runs_reruns_nothing_and_training_processes_rerun_only_resnet(scratch_repo: Path):
@@ -107,8 +113,9 @@ def test_a_queued_sweep_runs_in_parallel_and_exp_show_lists_it(scratch_repo: Pat
     assert status.count("Success") == 2, status + sh("dvc", "queue", "logs", status.split()[-5], cwd=scratch_repo)
     rows = json.loads(sh("dvc", "exp", "show", "--json", cwd=scratch_repo))
     exps = [e for row in rows for e in (row.get("experiments") or [])]
-    guidance = sorted(run["data"]["params"]["params.yaml"]["data"]["generate"]["guidance"]
-                      for e in exps for run in e["revs"])
+    guidance = sorted(
+        run["data"]["params"]["params.yaml"]["data"]["generate"]["guidance"] for e in exps for run in e["revs"]
+    )
     assert guidance == [1.0, 3.0]
     for e in exps:
         metrics = e["revs"][0]["data"]["metrics"]["metrics/generate/txt2img/ddim.json"]["data"]

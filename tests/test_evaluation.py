@@ -36,8 +36,11 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Pa
     p = copy.deepcopy(base_params)
     p["txt2img"]["schedulers"] = ["ddim"]
     p["img2img"].update(strengths=[0.5], variants_per_source=1)
-    p["variants"] = {"baseline": {"source": "none", "ratio": 0.0}, "ddim": {"source": "txt2img/ddim", "ratio": 1.0},
-                     "real_pool": {"source": "real/pool", "ratio": 1.0}}
+    p["variants"] = {
+        "baseline": {"source": "none", "ratio": 0.0},
+        "ddim": {"source": "txt2img/ddim", "ratio": 1.0},
+        "real_pool": {"source": "real/pool", "ratio": 1.0},
+    }
     p["real_pool"]["per_class"] = 1
     p["train_resnet"].update(seeds=[0, 1], steps=4, batch_size=8, eval_every=2, warmup_steps=1)
     p["pretrain_yolo"].update(epochs=1, close_mosaic=0, batch=2, imgsz=64)
@@ -51,43 +54,214 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Pa
     shutil.copytree(synthetic, root / "data/synthetic/txt2img/ddim")
     (root / "metrics/generate/txt2img").mkdir(parents=True)
     shutil.copy(synthetic.parent.parent / "timing/ddim.json", root / "metrics/generate/txt2img/ddim.json")
-    stage("img2img", "--params", params, "--strength", "0.5", "--real", no_test, "--builtin", builtin,
-          "--out", root / "data/synthetic/img2img/0.5", "--metrics", root / "metrics/generate/img2img/0.5.json")
-    stage("real_pool", "--params", params, "--pool", no_test / "cls/pool", "--classes", no_test / "classes.json",
-          "--out", root / "data/synthetic/real/pool")
-    stage("pretrain_yolo", "--params", params, "--data", no_test / "det/data.yaml", "--out", root / "models/yolo_pretrained")
+    stage(
+        "img2img",
+        "--params",
+        params,
+        "--strength",
+        "0.5",
+        "--real",
+        no_test,
+        "--builtin",
+        builtin,
+        "--out",
+        root / "data/synthetic/img2img/0.5",
+        "--metrics",
+        root / "metrics/generate/img2img/0.5.json",
+    )
+    stage(
+        "real_pool",
+        "--params",
+        params,
+        "--pool",
+        no_test / "cls/pool",
+        "--classes",
+        no_test / "classes.json",
+        "--out",
+        root / "data/synthetic/real/pool",
+    )
+    stage(
+        "pretrain_yolo",
+        "--params",
+        params,
+        "--data",
+        no_test / "det/data.yaml",
+        "--out",
+        root / "models/yolo_pretrained",
+    )
     for v in p["variants"]:
         source = root / "data/synthetic" / p["variants"][v]["source"]
-        stage("assemble", "--params", params, "--variant", v, "--real", no_test, "--synthetic", source,
-              "--judge", tiny_judge, "--out", root / "data/datasets" / v, "--metrics", root / f"metrics/assemble/{v}.json")
+        stage(
+            "assemble",
+            "--params",
+            params,
+            "--variant",
+            v,
+            "--real",
+            no_test,
+            "--synthetic",
+            source,
+            "--judge",
+            tiny_judge,
+            "--out",
+            root / "data/datasets" / v,
+            "--metrics",
+            root / f"metrics/assemble/{v}.json",
+        )
         for seed in (0, 1):
-            stage("train_resnet", "--params", params, "--variant", v, "--seed", seed, "--data", root / "data/datasets" / v,
-                  "--out", root / f"models/resnet/{v}/seed{seed}")
+            stage(
+                "train_resnet",
+                "--params",
+                params,
+                "--variant",
+                v,
+                "--seed",
+                seed,
+                "--data",
+                root / "data/datasets" / v,
+                "--out",
+                root / f"models/resnet/{v}/seed{seed}",
+            )
         if v in p["train_yolo"]["variants"]:
-            stage("train_yolo", "--params", params, "--variant", v, "--seed", 0, "--data",
-                  root / f"data/datasets/{v}/det/data.yaml", "--pretrained", root / "models/yolo_pretrained",
-                  "--out", root / f"models/yolo/{v}/seed0")
+            stage(
+                "train_yolo",
+                "--params",
+                params,
+                "--variant",
+                v,
+                "--seed",
+                0,
+                "--data",
+                root / f"data/datasets/{v}/det/data.yaml",
+                "--pretrained",
+                root / "models/yolo_pretrained",
+                "--out",
+                root / f"models/yolo/{v}/seed0",
+            )
     for v in p["variants"]:
-        stage("evaluate", "--params", params, "--variant", v, "--real", small_real, "--resnet", root / f"models/resnet/{v}",
-              "--yolo", root / "models/yolo", "--out", root / f"metrics/eval/{v}.json",
-              "--confusion", root / f"plots/confusion/{v}.csv")
-    stage("quality", "--params", params, "--synthetic", root / "data/synthetic/txt2img/ddim", "--timing",
-          root / "metrics/generate/txt2img/ddim.json", "--judge", tiny_judge,
-          "--real", no_test, "--out", root / "metrics/quality/txt2img/ddim.json")
-    stage("quality", "--params", params, "--synthetic", root / "data/synthetic/img2img/0.5", "--timing",
-          root / "metrics/generate/img2img/0.5.json", "--judge", tiny_judge,
-          "--real", no_test, "--out", root / "metrics/quality/img2img/0.5.json")
-    stage("survival", "--params", params, "--synthetic", root / "data/synthetic/img2img/0.5/det_val", "--detector",
-          root / "models/yolo/baseline/seed0", "--real", no_test, "--out", root / "metrics/survival/0.5.json")
-    stage("study", "--params", params, "--scheduler", "ddim", "--prompts", synthetic.parent.parent / "prompts.jsonl",
-          "--builtin", builtin, "--judge", tiny_judge, "--real-val", no_test / "cls/val", "--classes",
-          no_test / "classes.json", "--out", root / "data/study/ddim", "--metrics", root / "metrics/study/ddim.json")
-    stage("summarize", "--params", params, "--eval", root / "metrics/eval", "--quality", root / "metrics/quality",
-          "--study", root / "metrics/study", "--survival", root / "metrics/survival", "--out", root / "metrics/summary.json", "--study-plot", root / "plots/study.csv")
-    stage("report", "--params", params, "--summary", root / "metrics/summary.json", "--study-plot", root / "plots/study.csv",
-          "--study", root / "data/study", "--real", no_test, "--synthetic", root / "data/synthetic",
-          "--datasets", root / "data/datasets", "--resnet", root / "models/resnet", "--out", root / "report/index.html",
-          "--markdown", root / "report/results.md", "--study-png", root / "report/study.png")
+        stage(
+            "evaluate",
+            "--params",
+            params,
+            "--variant",
+            v,
+            "--real",
+            small_real,
+            "--resnet",
+            root / f"models/resnet/{v}",
+            "--yolo",
+            root / "models/yolo",
+            "--out",
+            root / f"metrics/eval/{v}.json",
+            "--confusion",
+            root / f"plots/confusion/{v}.csv",
+        )
+    stage(
+        "quality",
+        "--params",
+        params,
+        "--synthetic",
+        root / "data/synthetic/txt2img/ddim",
+        "--timing",
+        root / "metrics/generate/txt2img/ddim.json",
+        "--judge",
+        tiny_judge,
+        "--real",
+        no_test,
+        "--out",
+        root / "metrics/quality/txt2img/ddim.json",
+    )
+    stage(
+        "quality",
+        "--params",
+        params,
+        "--synthetic",
+        root / "data/synthetic/img2img/0.5",
+        "--timing",
+        root / "metrics/generate/img2img/0.5.json",
+        "--judge",
+        tiny_judge,
+        "--real",
+        no_test,
+        "--out",
+        root / "metrics/quality/img2img/0.5.json",
+    )
+    stage(
+        "survival",
+        "--params",
+        params,
+        "--synthetic",
+        root / "data/synthetic/img2img/0.5/det_val",
+        "--detector",
+        root / "models/yolo/baseline/seed0",
+        "--real",
+        no_test,
+        "--out",
+        root / "metrics/survival/0.5.json",
+    )
+    stage(
+        "study",
+        "--params",
+        params,
+        "--scheduler",
+        "ddim",
+        "--prompts",
+        synthetic.parent.parent / "prompts.jsonl",
+        "--builtin",
+        builtin,
+        "--judge",
+        tiny_judge,
+        "--real-val",
+        no_test / "cls/val",
+        "--classes",
+        no_test / "classes.json",
+        "--out",
+        root / "data/study/ddim",
+        "--metrics",
+        root / "metrics/study/ddim.json",
+    )
+    stage(
+        "summarize",
+        "--params",
+        params,
+        "--eval",
+        root / "metrics/eval",
+        "--quality",
+        root / "metrics/quality",
+        "--study",
+        root / "metrics/study",
+        "--survival",
+        root / "metrics/survival",
+        "--out",
+        root / "metrics/summary.json",
+        "--study-plot",
+        root / "plots/study.csv",
+    )
+    stage(
+        "report",
+        "--params",
+        params,
+        "--summary",
+        root / "metrics/summary.json",
+        "--study-plot",
+        root / "plots/study.csv",
+        "--study",
+        root / "data/study",
+        "--real",
+        no_test,
+        "--synthetic",
+        root / "data/synthetic",
+        "--datasets",
+        root / "data/datasets",
+        "--resnet",
+        root / "models/resnet",
+        "--out",
+        root / "report/index.html",
+        "--markdown",
+        root / "report/results.md",
+        "--study-png",
+        root / "report/study.png",
+    )
     return root
 
 
@@ -128,8 +302,10 @@ def test_quality_scores_synthetic_sources(tiny: Path):
 def test_study_uses_the_same_prompts_for_every_step_count(tiny: Path):
     m = read(tiny / "metrics/study/ddim.json")
     assert list(m) == ["steps_1", "steps_2"] and all(0 <= v["conditional_accuracy"] <= 1 for v in m.values())
-    one, two = (sorted(str(f.relative_to(tiny / "data/study/ddim" / s)) for f in (tiny / "data/study/ddim" / s).rglob("*.png"))
-                for s in ("1", "2"))
+    one, two = (
+        sorted(str(f.relative_to(tiny / "data/study/ddim" / s)) for f in (tiny / "data/study/ddim" / s).rglob("*.png"))
+        for s in ("1", "2")
+    )
     assert one == two and len(one) == 2 * len(CLASSES)
     a = np.asarray(Image.open(tiny / "data/study/ddim/1" / one[0]))
     b = np.asarray(Image.open(tiny / "data/study/ddim/2" / one[0]))
@@ -145,12 +321,19 @@ def test_summary_means_intervals_and_paired_differences(tiny: Path):
     row = s["variants"]["ddim"]["accuracy"]["diff_vs_baseline"]
     assert row["mean"] == pytest.approx(np.mean(diffs), abs=1e-6) and row["n"] == 2
     assert row["ci95"] == pytest.approx(stats.t.ppf(0.975, 1) * np.std(diffs, ddof=1) / np.sqrt(2), abs=1e-6)
-    expected = stats.ttest_rel([ddim["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)],
-                               [base["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)]).pvalue if any(diffs) else 1.0
+    expected = (
+        stats.ttest_rel(
+            [ddim["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)],
+            [base["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)],
+        ).pvalue
+        if any(diffs)
+        else 1.0
+    )
     assert row["p_value"] == pytest.approx(expected, abs=1e-6)  # identical results: no evidence of a difference
     p_values = sorted(s["variants"][v]["accuracy"]["diff_vs_baseline"]["p_value"] for v in ("ddim", "real_pool"))
-    assert sorted(s["variants"][v]["accuracy"]["diff_vs_baseline"]["p_holm"] for v in ("ddim", "real_pool")) == \
-        pytest.approx([min(1, 2 * p_values[0]), min(1, max(2 * p_values[0], p_values[1]))], abs=1e-6)
+    assert sorted(
+        s["variants"][v]["accuracy"]["diff_vs_baseline"]["p_holm"] for v in ("ddim", "real_pool")
+    ) == pytest.approx([min(1, 2 * p_values[0]), min(1, max(2 * p_values[0], p_values[1]))], abs=1e-6)
     assert "diff_vs_real" in s["variants"]["ddim"]["accuracy"] and s["reference"] == "real_pool"
     assert s["variants"]["ddim"]["mAP50"]["ci95"] is None  # one YOLO seed: no interval
     assert s["variants"]["ddim"]["mAP50"]["diff_vs_baseline"]["p_value"] is None
@@ -189,8 +372,8 @@ def test_mean_ci_and_frechet_distance_values():
 
 
 def test_assemble_filter_drops_low_confidence_images(tmp_path: Path, base_params, small_real, synthetic, tiny_judge):
-    from synthaug.resnet import load_images, load_trained, predict
     from synthaug.images import image_folder
+    from synthaug.resnet import load_images, load_trained, predict
 
     files = image_folder(synthetic, CLASSES)
     probs, _ = predict(load_trained(tiny_judge)[0], load_images([f for f, _ in files]))
@@ -202,9 +385,23 @@ def test_assemble_filter_drops_low_confidence_images(tmp_path: Path, base_params
     p = copy.deepcopy(base_params)
     p["filter"]["min_confidence"] = threshold
     write_params(tmp_path / "p.yaml", p)
-    proc = run_module("stages.assemble", "--params", str(tmp_path / "p.yaml"), "--variant", "ddim", "--real",
-                      str(small_real), "--synthetic", str(synthetic), "--judge", str(tiny_judge), "--out",
-                      str(tmp_path / "ddim"), "--metrics", str(tmp_path / "m.json"))
+    proc = run_module(
+        "stages.assemble",
+        "--params",
+        str(tmp_path / "p.yaml"),
+        "--variant",
+        "ddim",
+        "--real",
+        str(small_real),
+        "--synthetic",
+        str(synthetic),
+        "--judge",
+        str(tiny_judge),
+        "--out",
+        str(tmp_path / "ddim"),
+        "--metrics",
+        str(tmp_path / "m.json"),
+    )
     assert proc.returncode == 0, proc.stderr
     f = read(tmp_path / "m.json")["filter"]
     keep = len(conf) - drop
@@ -213,9 +410,23 @@ def test_assemble_filter_drops_low_confidence_images(tmp_path: Path, base_params
     assert sum(1 for _ in (tmp_path / "ddim/cls/synthetic").rglob("*.png")) == keep
     p["filter"]["min_confidence"] = 1.0
     write_params(tmp_path / "p.yaml", p)
-    proc = run_module("stages.assemble", "--params", str(tmp_path / "p.yaml"), "--variant", "ddim", "--real",
-                      str(small_real), "--synthetic", str(synthetic), "--judge", str(tiny_judge), "--out",
-                      str(tmp_path / "d2"), "--metrics", str(tmp_path / "m2.json"))
+    proc = run_module(
+        "stages.assemble",
+        "--params",
+        str(tmp_path / "p.yaml"),
+        "--variant",
+        "ddim",
+        "--real",
+        str(small_real),
+        "--synthetic",
+        str(synthetic),
+        "--judge",
+        str(tiny_judge),
+        "--out",
+        str(tmp_path / "d2"),
+        "--metrics",
+        str(tmp_path / "m2.json"),
+    )
     assert proc.returncode == 1 and "lower filter.min_confidence" in error_lines(proc)[0]
     assert not (tmp_path / "d2").exists()
 
@@ -234,14 +445,22 @@ def test_report_is_self_contained(tiny: Path):
     page = (tiny / "report/index.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)  # nothing fetched from a network
     assert "<script" not in page and page.count('src="data:image/png;base64,') >= 8
-    for anchor in ('id="results"', 'id="quality"', 'id="study"', 'id="study-plot"', "class='gallery'", 'id="provenance"'):
+    for anchor in (
+        'id="results"',
+        'id="quality"',
+        'id="study"',
+        'id="study-plot"',
+        "class='gallery'",
+        'id="provenance"',
+    ):
         assert anchor.replace("'", '"') in page.replace("'", '"')
 
 
 CHECK = """<script>
 window.addEventListener('load', () => {
   const imgs = [...document.images];
-  const visible = sel => [...document.querySelectorAll(sel)].filter(e => e.offsetHeight > 0 && e.offsetWidth > 0).length;
+  const visible = sel => [...document.querySelectorAll(sel)]
+    .filter(e => e.offsetHeight > 0 && e.offsetWidth > 0).length;
   const out = {images: imgs.length, broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length,
                results_rows: document.querySelectorAll('#results tbody tr').length,
                galleries: visible('.gallery'), tables: visible('table')};
@@ -254,8 +473,17 @@ window.addEventListener('load', () => {
 def chromium(*args: str) -> subprocess.CompletedProcess:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     assert exe, "chromium is missing: `make test` installs Debian's chromium (apt-get install chromium)"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+    ]
     return subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=180)
 
 
@@ -280,9 +508,24 @@ def test_dvc_plots_show_renders_offline(tmp_path: Path):
     """`dvc plots show` uses the repo's vendored template: vega draws in a browser with no network."""
     data = tmp_path / "history.csv"
     data.write_text("step,val_accuracy\n1,0.5\n2,0.7\n3,0.8\n")
-    proc = subprocess.run([str(Path(sys.executable).parent / "dvc"), "plots", "show", str(data), "-x", "step", "-y",
-                           "val_accuracy", "-o", str(tmp_path / "plots")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dvc"),
+            "plots",
+            "show",
+            str(data),
+            "-x",
+            "step",
+            "-y",
+            "val_accuracy",
+            "-o",
+            str(tmp_path / "plots"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "plots" / "index.html").read_text()
     assert "cdn.jsdelivr" not in page and not re.search(r"<script[^>]+src=", page)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from stages.prompts import make_records
 from synthaug.params import parse_params
+from synthaug.resume import stable_seed
 from tests.conftest import ROOT, error_lines, run_module, tree_digest, write_params
 from tests.tiny_models import tiny_builtin, tiny_stable_diffusion
 
@@ -36,17 +37,35 @@ def gen_params(params) -> dict:
 
 def prompts_file(tmp_path: Path, params: dict) -> Path:
     (tmp_path / "classes.json").write_text(json.dumps(CLASSES))
-    proc = run_module("stages.prompts", "--params", str(write_params(tmp_path / "params.yaml", params)),
-                      "--classes", str(tmp_path / "classes.json"), "--out", str(tmp_path / "prompts.jsonl"))
+    proc = run_module(
+        "stages.prompts",
+        "--params",
+        str(write_params(tmp_path / "params.yaml", params)),
+        "--classes",
+        str(tmp_path / "classes.json"),
+        "--out",
+        str(tmp_path / "prompts.jsonl"),
+    )
     assert proc.returncode == 0, proc.stderr
     return tmp_path / "prompts.jsonl"
 
 
 def txt2img(tmp_path: Path, params: dict, builtin: Path, scheduler: str = "ddim", out: str = "out"):
-    return run_module("stages.txt2img", "--params", str(write_params(tmp_path / "params.yaml", params)),
-                      "--scheduler", scheduler, "--prompts", str(tmp_path / "prompts.jsonl"),
-                      "--builtin", str(builtin), "--out", str(tmp_path / out),
-                      "--metrics", str(tmp_path / f"{out}.json"))
+    return run_module(
+        "stages.txt2img",
+        "--params",
+        str(write_params(tmp_path / "params.yaml", params)),
+        "--scheduler",
+        scheduler,
+        "--prompts",
+        str(tmp_path / "prompts.jsonl"),
+        "--builtin",
+        str(builtin),
+        "--out",
+        str(tmp_path / out),
+        "--metrics",
+        str(tmp_path / f"{out}.json"),
+    )
 
 
 def pngs(folder: Path) -> dict[str, str]:
@@ -65,8 +84,10 @@ def test_prompt_records_are_deterministic_and_seeded_per_record(params):
     params["prompts"]["per_class"] = 3
     fewer = make_records(CLASSES, parse_params(params).prompts, p.seed)
     assert [r for r in a if int(r["id"][-4:]) < 3] == fewer  # a record's seed never depends on the others
-    assert {r["prompt"] for r in a if r["name"] == "seven"} >= {"a photo of the digit seven",
-                                                                "seven, handwritten, thick stroke"}
+    assert {r["prompt"] for r in a if r["name"] == "seven"} >= {
+        "a photo of the digit seven",
+        "seven, handwritten, thick stroke",
+    }
 
 
 def test_txt2img_stage_outputs_and_is_byte_identical(tmp_path: Path, gen_params, builtin_dir):
@@ -76,10 +97,18 @@ def test_txt2img_stage_outputs_and_is_byte_identical(tmp_path: Path, gen_params,
     out = tmp_path / "out"
     rows = manifest(out)
     assert len(rows) == 20 and not (out / ".resume").exists()
-    assert rows[0] == {"file": "zero/zero-0000.png", "class": 0, "name": "zero",
-                       "prompt": "a photo of the digit zero", "negative_prompt": gen_params["prompts"]["negative_prompt"],
-                       "seed": rows[0]["seed"], "scheduler": "ddim", "steps": 3, "guidance": 2.0,
-                       "model": str(builtin_dir)}
+    assert rows[0] == {
+        "file": "zero/zero-0000.png",
+        "class": 0,
+        "name": "zero",
+        "prompt": "a photo of the digit zero",
+        "negative_prompt": gen_params["prompts"]["negative_prompt"],
+        "seed": rows[0]["seed"],
+        "scheduler": "ddim",
+        "steps": 3,
+        "guidance": 2.0,
+        "model": str(builtin_dir),
+    }
     img = Image.open(out / rows[5]["file"])
     assert img.size == (32, 32) and img.mode == "L"
     text = img.text["parameters"].splitlines()
@@ -94,11 +123,26 @@ def test_txt2img_resumes_after_kill_9_byte_identically(tmp_path: Path, gen_param
     gen_params["generate"].update(batch_size=2, steps=10)
     prompts_file(tmp_path, gen_params)
     assert txt2img(tmp_path, gen_params, builtin_dir, out="whole").returncode == 0
-    cmd = [sys.executable, "-m", "stages.txt2img", "--params", str(tmp_path / "params.yaml"), "--scheduler", "ddim",
-           "--prompts", str(tmp_path / "prompts.jsonl"), "--builtin", str(builtin_dir), "--out", str(tmp_path / "out"),
-           "--metrics", str(tmp_path / "out.json")]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "stages.txt2img",
+        "--params",
+        str(tmp_path / "params.yaml"),
+        "--scheduler",
+        "ddim",
+        "--prompts",
+        str(tmp_path / "prompts.jsonl"),
+        "--builtin",
+        str(builtin_dir),
+        "--out",
+        str(tmp_path / "out"),
+        "--metrics",
+        str(tmp_path / "out.json"),
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     journal = tmp_path / "out" / ".resume"
     deadline = time.time() + 300
     while time.time() < deadline and len(list(journal.glob("batch*.jsonl"))) < 3 and proc.poll() is None:
@@ -130,7 +174,11 @@ def test_changed_params_do_not_reuse_a_persisted_output(tmp_path: Path, gen_para
         (lambda p: None, "dddim", "--scheduler dddim: no schedulers.dddim section"),
         (lambda p: p["generate"].update(model="./models/missing"), "ddim", "./models/missing: model folder not found"),
         (lambda p: p["schedulers"]["dpmpp"].update(solver_ordr=2), "dpmpp", "has no option 'solver_ordr'"),
-        (lambda p: p["schedulers"].update(eulr={}), "ddim", "schedulers.eulr: unknown scheduler; did you mean 'euler'?"),
+        (
+            lambda p: p["schedulers"].update(eulr={}),
+            "ddim",
+            "schedulers.eulr: unknown scheduler; did you mean 'euler'?",
+        ),
         (lambda p: p["img2img"].update(strengths=[0.4, 1.5]), "ddim", "img2img.strengths[1]: 1.5 is outside (0, 1]"),
     ],
 )
@@ -162,9 +210,21 @@ def test_txt2img_stage_runs_a_stable_diffusion_folder(tmp_path: Path, gen_params
 
 def test_img2img_stage_keeps_labels_and_boxes(tmp_path: Path, gen_params, builtin_dir, small_real):
     gen_params["img2img"]["variants_per_source"] = 2
-    proc = run_module("stages.img2img", "--params", str(write_params(tmp_path / "params.yaml", gen_params)),
-                      "--strength", "0.5", "--real", str(small_real), "--builtin", str(builtin_dir),
-                      "--out", str(tmp_path / "out"), "--metrics", str(tmp_path / "out.json"))
+    proc = run_module(
+        "stages.img2img",
+        "--params",
+        str(write_params(tmp_path / "params.yaml", gen_params)),
+        "--strength",
+        "0.5",
+        "--real",
+        str(small_real),
+        "--builtin",
+        str(builtin_dir),
+        "--out",
+        str(tmp_path / "out"),
+        "--metrics",
+        str(tmp_path / "out.json"),
+    )
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
     timing = json.loads((tmp_path / "out.json").read_text())
@@ -183,6 +243,11 @@ def test_img2img_stage_keeps_labels_and_boxes(tmp_path: Path, gen_params, builti
         src_label = small_real / "det" / "labels" / "train" / f"{Path(row['source']).stem}.txt"
         assert (out / "det" / "labels" / f"{stem}.txt").read_text() == src_label.read_text()
         assert len(row["boxes"]) == len(src_label.read_text().splitlines()) and row["strength"] == 0.5
+        v = int(stem.rsplit("-v", 1)[1])  # the builtin regenerates each box with its own seed: those are recorded
+        assert "seed" not in row and row["box_seeds"] == [
+            stable_seed(gen_params["seed"], "img2img-det", Path(row["source"]).name, v, j)
+            for j in range(len(row["boxes"]))
+        ]
         new = np.asarray(Image.open(out / "det" / row["file"]))
         assert new.shape == (128, 128, 3)
         assert not np.array_equal(new, np.asarray(Image.open(small_real / row["source"])))
@@ -194,11 +259,30 @@ def test_stages_write_nothing_to_home(tmp_path: Path, gen_params, builtin_dir):
     prompts_file(tmp_path, gen_params)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "YOLO_", "MPL", "XDG_"))}
     env.update(HOME=str(home), PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "stages.txt2img", "--params", str(tmp_path / "params.yaml"),
-                           "--scheduler", "unipc", "--prompts", str(tmp_path / "prompts.jsonl"), "--builtin",
-                           str(builtin_dir), "--out", str(tmp_path / "out"), "--metrics", str(tmp_path / "t.json")],
-                          cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stages.txt2img",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--scheduler",
+            "unipc",
+            "--prompts",
+            str(tmp_path / "prompts.jsonl"),
+            "--builtin",
+            str(builtin_dir),
+            "--out",
+            str(tmp_path / "out"),
+            "--metrics",
+            str(tmp_path / "t.json"),
+        ],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert list(home.iterdir()) == []
 
@@ -210,9 +294,19 @@ def test_pretrain_is_deterministic_and_loads_as_builtin(tmp_path: Path, params, 
     params["pretrain"]["unet"].update(steps=3, batch_size=8, channels=[16, 32])
     write_params(tmp_path / "params.yaml", params)
     for out in ("a", "b"):
-        proc = run_module("stages.pretrain", "--params", str(tmp_path / "params.yaml"), "--pool",
-                          str(small_real / "cls" / "train"), "--classes", str(small_real / "classes.json"),
-                          "--out", str(tmp_path / out), "--metrics", str(tmp_path / f"{out}.json"))
+        proc = run_module(
+            "stages.pretrain",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--pool",
+            str(small_real / "cls" / "train"),
+            "--classes",
+            str(small_real / "classes.json"),
+            "--out",
+            str(tmp_path / out),
+            "--metrics",
+            str(tmp_path / f"{out}.json"),
+        )
         assert proc.returncode == 0, proc.stderr
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
     assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()

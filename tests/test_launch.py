@@ -33,17 +33,50 @@ def test_sampling_over_two_processes_is_byte_identical_to_one(tmp_path: Path, pa
     one = write_params(tmp_path / "one.yaml", params)
     params["launch"]["sampling"].update(launcher="accelerate", processes=2)  # threads per process stay 2
     two = write_params(tmp_path / "two.yaml", params)
-    proc = run_module("stages.prompts", "--params", str(one), "--classes", str(tmp_path / "classes.json"),
-                      "--out", str(tmp_path / "prompts.jsonl"))
+    proc = run_module(
+        "stages.prompts",
+        "--params",
+        str(one),
+        "--classes",
+        str(tmp_path / "classes.json"),
+        "--out",
+        str(tmp_path / "prompts.jsonl"),
+    )
     assert proc.returncode == 0, proc.stderr
     for name, p in (("one", one), ("two", two)):
-        proc = launched("sampling", "stages.txt2img", "--params", p, "--scheduler", "dpmpp", "--prompts",
-                        tmp_path / "prompts.jsonl", "--builtin", builtin_dir, "--out", tmp_path / name / "t2i",
-                        "--metrics", tmp_path / name / "t2i.json")
+        proc = launched(
+            "sampling",
+            "stages.txt2img",
+            "--params",
+            p,
+            "--scheduler",
+            "dpmpp",
+            "--prompts",
+            tmp_path / "prompts.jsonl",
+            "--builtin",
+            builtin_dir,
+            "--out",
+            tmp_path / name / "t2i",
+            "--metrics",
+            tmp_path / name / "t2i.json",
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
-        proc = launched("sampling", "stages.img2img", "--params", p, "--strength", "0.6", "--real", small_real,
-                        "--builtin", builtin_dir, "--out", tmp_path / name / "i2i",
-                        "--metrics", tmp_path / name / "i2i.json")
+        proc = launched(
+            "sampling",
+            "stages.img2img",
+            "--params",
+            p,
+            "--strength",
+            "0.6",
+            "--real",
+            small_real,
+            "--builtin",
+            builtin_dir,
+            "--out",
+            tmp_path / name / "i2i",
+            "--metrics",
+            tmp_path / name / "i2i.json",
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
     # both processes worked: each drew its own progress share, and the main one merged the parts
     assert "[2/2]" not in proc.stderr and re.search(r"img2img@0.6 cls \[1/2\]", proc.stderr)
@@ -67,8 +100,20 @@ def test_resnet_trains_under_ddp_on_two_cpu_processes(tmp_path: Path, params, sm
     (data / "classes.json").write_text((small_real / "classes.json").read_text())
     (data / "cls").symlink_to(small_real / "cls")
     out = tmp_path / "models" / "baseline" / "seed0"
-    proc = launched("training", "stages.train_resnet", "--params", p, "--variant", "baseline", "--seed", 0,
-                    "--data", data, "--out", out)
+    proc = launched(
+        "training",
+        "stages.train_resnet",
+        "--params",
+        p,
+        "--variant",
+        "baseline",
+        "--seed",
+        0,
+        "--data",
+        data,
+        "--out",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "over 2 process(es)" in proc.stderr
     assert proc.stderr.count("wrote " + str(out)) == 1  # the main process alone saves
@@ -77,8 +122,19 @@ def test_resnet_trains_under_ddp_on_two_cpu_processes(tmp_path: Path, params, sm
     losses = [float(line.split(",")[1]) for line in (out / "history.csv").read_text().splitlines()[1:]]
     assert len(losses) == 4 and losses[-1] < losses[0], f"the loss did not fall: {losses}"
     # the same params run as one process: the stage refuses, since processes is a param of the result
-    proc = run_module("stages.train_resnet", "--params", str(p), "--variant", "baseline", "--seed", "0",
-                      "--data", str(data), "--out", str(tmp_path / "single"))
+    proc = run_module(
+        "stages.train_resnet",
+        "--params",
+        str(p),
+        "--variant",
+        "baseline",
+        "--seed",
+        "0",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "single"),
+    )
     assert proc.returncode == 1 and "launch.training.processes is 2 but 1 processes run" in error_lines(proc)[0]
     assert not (tmp_path / "single").exists()
 
@@ -86,8 +142,11 @@ def test_resnet_trains_under_ddp_on_two_cpu_processes(tmp_path: Path, params, sm
 def test_global_batch_must_split_over_processes(params):
     params["train_resnet"]["batch_size"] = 9
     params["launch"]["training"] = {"launcher": "accelerate", "processes": 2, "threads": 1}
-    with pytest.raises(ParamsError, match=r"train_resnet.batch_size: 9 is the global batch and does not split over "
-                                          r"launch.training.processes \(2\); make it a multiple of 2"):
+    with pytest.raises(
+        ParamsError,
+        match=r"train_resnet.batch_size: 9 is the global batch and does not split over "
+        r"launch.training.processes \(2\); make it a multiple of 2",
+    ):
         parse_params(params)
 
 
@@ -120,7 +179,8 @@ def test_launch_params_are_validated(params, tmp_path: Path):
     parse_params(params)
     proc = launched("scoring", "stages.txt2img", "--params", write_params(tmp_path / "p.yaml", params), "--out", "x")
     assert proc.returncode == 1 and error_lines(proc) == [
-        f"error: {tmp_path / 'p.yaml'}: launch.scoring: no such section (known: sampling, training)"]
+        f"error: {tmp_path / 'p.yaml'}: launch.scoring: no such section (known: sampling, training)"
+    ]
 
 
 def test_out_of_gpu_memory_is_one_line_naming_the_batch_size(capsys):
@@ -135,5 +195,7 @@ def test_out_of_gpu_memory_is_one_line_naming_the_batch_size(capsys):
         run(main, [])
     err = capsys.readouterr().err.splitlines()
     assert exit_.value.code == 1 and len(err) == 1
-    assert err[0].startswith("error: out of GPU memory (CUDA out of memory. Tried to allocate 20.00 GiB); lower the "
-                             "batch size (generate.batch_size")
+    assert err[0].startswith(
+        "error: out of GPU memory (CUDA out of memory. Tried to allocate 20.00 GiB); lower the "
+        "batch size (generate.batch_size"
+    )

@@ -26,8 +26,9 @@ def run_isolated(code: str, home: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "YOLO_", "MPL", "XDG_"))}
     env.update(HOME=str(home), PYTHONPATH=str(ROOT))
     script = GUARD + textwrap.dedent(code) + "\nassert not attempts, attempts\nprint('OK')\n"
-    return subprocess.run([sys.executable, "-c", script], env=env, cwd=home, text=True, capture_output=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=home, text=True, capture_output=True, timeout=600
+    )
 
 
 def test_ultralytics_builds_and_finds_its_font_offline(tmp_path: Path):

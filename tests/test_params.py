@@ -17,12 +17,17 @@ def test_repo_params_are_valid():
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda p: p["prepare"].update(shot_per_class=p["prepare"].pop("shots_per_class")),
-         "prepare.shot_per_class: unknown key; did you mean 'shots_per_class'?"),
+        (
+            lambda p: p["prepare"].update(shot_per_class=p["prepare"].pop("shots_per_class")),
+            "prepare.shot_per_class: unknown key; did you mean 'shots_per_class'?",
+        ),
         (lambda p: p["prepare"].update(shots_per_class="16"), "prepare.shots_per_class: expected int, got str '16'"),
         (lambda p: p["prepare"].update(shots_per_class=1.5), "prepare.shots_per_class: expected int"),
         (lambda p: p["prepare"].update(shots_per_class=True), "prepare.shots_per_class: expected int, got bool"),
-        (lambda p: p["prepare"].update(shots_per_class=0), "prepare.shots_per_class: 0 is out of range; it must be >= 1"),
+        (
+            lambda p: p["prepare"].update(shots_per_class=0),
+            "prepare.shots_per_class: 0 is out of range; it must be >= 1",
+        ),
         (lambda p: p["prepare"]["det"].update(max_iou=2), "prepare.det.max_iou: 2.0 is out of range; it must be <= 1"),
         (lambda p: p["data"].update(source="embeded"), "did you mean 'embedded'?"),
         (lambda p: p["data"].update(channels=2), "data.channels: 2 is not one of 1, 3"),
@@ -31,15 +36,22 @@ def test_repo_params_are_valid():
         (lambda p: p["generate"].update(device="gpu"), "generate.device: 'gpu' is not a torch device"),
         (lambda p: p["generate"].update(dtype="fp16"), "generate.dtype: 'fp16' is not one of"),
         (lambda p: p["generate"].update(size=64), "generate.size: 64 — the builtin model samples at data.image_size"),
-        (lambda p: p["generate"].update(model="models/sd", size=500),
-         "generate.size: 500 is not a multiple of 8 (Stable Diffusion's VAE halves the side 3 times); use 496 or 504"),
-        (lambda p: p["txt2img"].update(schedulers=["ddim", "unipcc"]),
-         "txt2img.schedulers[1]: 'unipcc' has no section under schedulers; did you mean 'unipc'?"),
+        (
+            lambda p: p["generate"].update(model="models/sd", size=500),
+            "generate.size: 500 is not a multiple of 8 (Stable Diffusion's VAE halves the side 3 times); "
+            "use 496 or 504",
+        ),
+        (
+            lambda p: p["txt2img"].update(schedulers=["ddim", "unipcc"]),
+            "txt2img.schedulers[1]: 'unipcc' has no section under schedulers; did you mean 'unipc'?",
+        ),
         (lambda p: p["img2img"].update(scheduler="dpm"), "img2img.scheduler: unknown scheduler 'dpm'"),
         (lambda p: p["prompts"].update(templates=["a photo of a digit"]), "must contain '{name}'"),
         (lambda p: p.update(sed=1), "sed: unknown key; did you mean 'seed'?"),
-        (lambda p: p["prepare"]["det"].update(min_object_size=0.5, max_object_size=0.3),
-         "prepare.det.min_object_size: 0.5 is larger than prepare.det.max_object_size"),
+        (
+            lambda p: p["prepare"]["det"].update(min_object_size=0.5, max_object_size=0.3),
+            "prepare.det.min_object_size: 0.5 is larger than prepare.det.max_object_size",
+        ),
     ],
 )
 def test_bad_params_are_rejected_with_the_key(params, edit, message):
@@ -52,9 +64,17 @@ def test_bad_params_are_rejected_with_the_key(params, edit, message):
 def test_cli_reports_one_line_and_writes_nothing(params, tmp_path: Path):
     params["prepare"]["shot_per_class"] = params["prepare"].pop("shots_per_class")
     out = tmp_path / "real"
-    proc = run_module("stages.prepare", "--params", str(write_params(tmp_path / "p.yaml", params)),
-                      "--user-cls", str(tmp_path / "none"), "--user-det", str(tmp_path / "none.yaml"),
-                      "--out", str(out))
+    proc = run_module(
+        "stages.prepare",
+        "--params",
+        str(write_params(tmp_path / "p.yaml", params)),
+        "--user-cls",
+        str(tmp_path / "none"),
+        "--user-det",
+        str(tmp_path / "none.yaml"),
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "did you mean 'shots_per_class'?" in proc.stderr and str(tmp_path / "p.yaml") in proc.stderr

@@ -20,9 +20,17 @@ from tests.conftest import error_lines, run_module, tree_digest, write_params
 def run_prepare(tmp_path: Path, params: dict, user: Path | None = None) -> tuple[object, Path]:
     user = user or tmp_path / "user"
     out = tmp_path / "real"
-    proc = run_module("stages.prepare", "--params", str(write_params(tmp_path / "params.yaml", params)),
-                      "--user-cls", str(user / "cls"), "--user-det", str(user / "det" / "data.yaml"),
-                      "--out", str(out))
+    proc = run_module(
+        "stages.prepare",
+        "--params",
+        str(write_params(tmp_path / "params.yaml", params)),
+        "--user-cls",
+        str(user / "cls"),
+        "--user-det",
+        str(user / "det" / "data.yaml"),
+        "--out",
+        str(out),
+    )
     return proc, out
 
 
@@ -89,8 +97,13 @@ def test_embedded_layout_sizes_and_disjointness(embedded: Path, base_params):
     p = base_params["prepare"]
     names = json.loads((embedded / "classes.json").read_text())
     assert names[:3] == ["zero", "one", "two"] and len(names) == 10
-    per_class = {"pool": p["pool_per_class"], "judge": p["judge_per_class"], "train": p["shots_per_class"],
-                 "val": p["val_per_class"], "test": p["test_per_class"]}
+    per_class = {
+        "pool": p["pool_per_class"],
+        "judge": p["judge_per_class"],
+        "train": p["shots_per_class"],
+        "val": p["val_per_class"],
+        "test": p["test_per_class"],
+    }
     hashes: dict[str, set[str]] = {}
     for split, n in per_class.items():
         for name in names:
@@ -149,15 +162,20 @@ def make_user_data(root: Path, n: int = 6) -> Path:
                 mode = ("RGB", "RGBA", "L", "P")[i % 4]
                 img = Image.fromarray(rng.integers(0, 255, (20 + 7 * i, 40 + k, 3), dtype=np.uint8)).convert(mode)
                 (root / "cls" / split / name).mkdir(parents=True, exist_ok=True)
-                img.save(root / "cls" / split / name / f"img{i}.{'png' if i % 2 else 'jpg' if mode != 'RGBA' else 'png'}")
+                img.save(
+                    root / "cls" / split / name / f"img{i}.{'png' if i % 2 else 'jpg' if mode != 'RGBA' else 'png'}"
+                )
     for split in ("train", "val", "test"):
         (root / "det" / "images" / split).mkdir(parents=True)
         (root / "det" / "labels" / split).mkdir(parents=True)
         for i in range(3):
             Image.new("RGB", (200, 100), (10 * i, len(split), 0)).save(root / "det" / "images" / split / f"im{i}.jpg")
             (root / "det" / "labels" / split / f"im{i}.txt").write_text("1 0.5 0.5 0.2 0.4\n0 0.1 0.1 0.2 0.2\n")
-    (root / "det" / "data.yaml").write_text(yaml.safe_dump(
-        {"path": ".", "train": "images/train", "val": "images/val", "test": "images/test", "names": ["cat", "dog"]}))
+    (root / "det" / "data.yaml").write_text(
+        yaml.safe_dump(
+            {"path": ".", "train": "images/train", "val": "images/val", "test": "images/test", "names": ["cat", "dog"]}
+        )
+    )
     return root
 
 
@@ -174,65 +192,120 @@ def test_folders_import_letterboxes_and_remaps(tmp_path: Path, folders_params):
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "classes.json").read_text()) == ["cat", "dog"]
     # val held out of train (2 per class), test taken as given, pool defaults to train, judge to pool
-    assert {s: len(list((out / "cls" / s).rglob("*.png"))) for s in ("pool", "judge", "train", "val", "test")} == \
-        {"pool": 8, "judge": 8, "train": 8, "val": 4, "test": 12}
+    assert {s: len(list((out / "cls" / s).rglob("*.png"))) for s in ("pool", "judge", "train", "val", "test")} == {
+        "pool": 8,
+        "judge": 8,
+        "train": 8,
+        "val": 4,
+        "test": 12,
+    }
     # no pool: split in the dataset yaml: the class-agnostic detector pretrains on the train canvases
-    assert sorted(f.read_bytes() for f in (out / "det" / "labels" / "pool").glob("*.txt")) == \
-        sorted(f.read_bytes() for f in (out / "det" / "labels" / "train").glob("*.txt"))
+    assert sorted(f.read_bytes() for f in (out / "det" / "labels" / "pool").glob("*.txt")) == sorted(
+        f.read_bytes() for f in (out / "det" / "labels" / "train").glob("*.txt")
+    )
     img = Image.open(next((out / "cls" / "train" / "cat").glob("*.png")))
     assert img.size == (32, 32) and img.mode == "RGB"
     # 200x100 → 128x64 centred with 32 px bars: y maps to 32 + 64*y
     line = (out / "det" / "labels" / "val" / "00000.txt").read_text().splitlines()[0].split()
     assert line[0] == "1"
-    np.testing.assert_allclose([float(v) for v in line[1:]], [0.5, (32 + 64 * 0.5) / 128, 0.2, 0.4 * 64 / 128], atol=1e-6)
+    np.testing.assert_allclose(
+        [float(v) for v in line[1:]], [0.5, (32 + 64 * 0.5) / 128, 0.2, 0.4 * 64 / 128], atol=1e-6
+    )
     assert Image.open(out / "det" / "images" / "val" / "00000.png").size == (128, 128)
 
 
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda u: (u / "cls/train/cat/img0.jpg").write_bytes(b"not an image"), "cls/train/cat/img0.jpg: cannot read image"),
-        (lambda u: (u / "det/labels/val/im1.txt").write_text("0 0.5 0.5 0.1 0.1\n7 0.5 0.5 0.1 0.1\n"),
-         "det/labels/val/im1.txt:2: class 7 is out of range 0..1"),
-        (lambda u: (u / "det/labels/train/im0.txt").write_text("0 0.5 0.5 1.2 0.1\n"),
-         "det/labels/train/im0.txt:1: box [0.5, 0.5, 1.2, 0.1] is outside [0, 1]"),
+        (
+            lambda u: (u / "cls/train/cat/img0.jpg").write_bytes(b"not an image"),
+            "cls/train/cat/img0.jpg: cannot read image",
+        ),
+        (
+            lambda u: (u / "det/labels/val/im1.txt").write_text("0 0.5 0.5 0.1 0.1\n7 0.5 0.5 0.1 0.1\n"),
+            "det/labels/val/im1.txt:2: class 7 is out of range 0..1",
+        ),
+        (
+            lambda u: (u / "det/labels/train/im0.txt").write_text("0 0.5 0.5 1.2 0.1\n"),
+            "det/labels/train/im0.txt:1: box [0.5, 0.5, 1.2, 0.1] is outside [0, 1]",
+        ),
         (lambda u: [f.unlink() for f in (u / "cls/test/dog").iterdir()], "cls/test/dog: empty class folder"),
         (lambda u: (u / "cls/train").rename(u / "cls/training"), "cls/train: missing"),
-        (lambda u: (u / "det/data.yaml").write_text("train: images/train\nval: images/nope\nnames: [cat, dog]\n"),
-         "'val: images/nope' names"),
-        (lambda u: (u / "det/data.yaml").write_text("train: images/train\nnames: [cat, bird]\n"),
-         "names ['bird'] have no class folder and classes ['dog'] have no name here"),
-        (lambda u: (u / "det/data.yaml").write_text("train: images/train\nnames: [cat, dog, cat]\n"),
-         "names ['cat'] appear more than once"),
-        (lambda u: (u / "det/labels/train/im0.txt").write_bytes("0 0.5 0.5 0.1 0.1 # étiquette\n".encode("latin-1")),
-         "det/labels/train/im0.txt: not UTF-8 text (invalid continuation byte at byte 20); save the label file"),
-        (lambda u: (u / "det/data.yaml").write_bytes("train: images/train\nnames: [cat, dog]  # chién\n".encode("cp1252")),
-         "det/data.yaml: not UTF-8 text"),
-        (lambda u: (u / "cls/test/dog/copy.png").write_bytes((u / "cls/train/dog/img1.png").read_bytes()),
-         "cls/test/dog/copy.png is the same image as"),
-        (lambda u: Image.open(u / "cls/train/cat/img1.png").save(u / "cls/train/dog/cat_again.png", compress_level=0),
-         "cls/train/dog/cat_again.png is the same image as"),  # another encoding of the same pixels, another class
-        (lambda u: (u / "det/images/val/im2.jpg").write_bytes((u / "det/images/train/im0.jpg").read_bytes()),
-         "det/images/val/im2.jpg is the same image as"),
-        (lambda u: Image.fromarray(np.ones((9, 9), np.float32)).save(u / "cls/train/cat/depth.tif"),
-         "cls/train/cat/depth.tif: floating-point image (mode F)"),
+        (
+            lambda u: (u / "det/data.yaml").write_text("train: images/train\nval: images/nope\nnames: [cat, dog]\n"),
+            "'val: images/nope' names",
+        ),
+        (
+            lambda u: (u / "det/data.yaml").write_text("train: images/train\nnames: [cat, bird]\n"),
+            "names ['bird'] have no class folder and classes ['dog'] have no name here",
+        ),
+        (
+            lambda u: (u / "det/data.yaml").write_text("train: images/train\nnames: [cat, dog, cat]\n"),
+            "names ['cat'] appear more than once",
+        ),
+        (
+            lambda u: (u / "det/labels/train/im0.txt").write_bytes("0 0.5 0.5 0.1 0.1 # étiquette\n".encode("latin-1")),
+            "det/labels/train/im0.txt: not UTF-8 text (invalid continuation byte at byte 20); save the label file",
+        ),
+        (
+            lambda u: (u / "det/data.yaml").write_bytes(
+                "train: images/train\nnames: [cat, dog]  # chién\n".encode("cp1252")
+            ),
+            "det/data.yaml: not UTF-8 text",
+        ),
+        (
+            lambda u: (u / "cls/test/dog/copy.png").write_bytes((u / "cls/train/dog/img1.png").read_bytes()),
+            "cls/test/dog/copy.png is the same image as",
+        ),
+        (
+            lambda u: Image.open(u / "cls/train/cat/img1.png").save(
+                u / "cls/train/dog/cat_again.png", compress_level=0
+            ),
+            "cls/train/dog/cat_again.png is the same image as",
+        ),  # another encoding of the same pixels, another class
+        (
+            lambda u: (u / "det/images/val/im2.jpg").write_bytes((u / "det/images/train/im0.jpg").read_bytes()),
+            "det/images/val/im2.jpg is the same image as",
+        ),
+        (
+            lambda u: Image.fromarray(np.ones((9, 9), np.float32)).save(u / "cls/train/cat/depth.tif"),
+            "cls/train/cat/depth.tif: floating-point image (mode F)",
+        ),
         (lambda u: [d.rename(u / "cls" / d.name) for d in (u / "cls/train").iterdir()], "cls/train: no class folders"),
-        (lambda u: (u / "cls/test/dog").rename(u / "cls/test/dogs"), "class folders ['cat', 'dogs'] differ from train's"),
-        (lambda u: [f.unlink() for f in sorted((u / "cls/train/cat").iterdir())[2:]],
-         "cls/train/cat: 2 images, too few to hold out 2 for val"),
+        (
+            lambda u: (u / "cls/test/dog").rename(u / "cls/test/dogs"),
+            "class folders ['cat', 'dogs'] differ from train's",
+        ),
+        (
+            lambda u: [f.unlink() for f in sorted((u / "cls/train/cat").iterdir())[2:]],
+            "cls/train/cat: 2 images, too few to hold out 2 for val",
+        ),
         (lambda u: (u / "det/data.yaml").unlink(), "det/data.yaml: missing"),
         (lambda u: (u / "det/data.yaml").write_text("train: [images/train\n"), "det/data.yaml: not valid YAML"),
-        (lambda u: (u / "det/data.yaml").write_text("train: labels/train\nnames: [cat, dog]\n"),
-         "'train: labels/train' must be an .../images/... folder"),
-        (lambda u: ((u / "det/images/empty").mkdir(), (u / "det/data.yaml").write_text(
-            "train: images/train\nval: images/empty\nnames: [cat, dog]\n")), "no images for split 'val'"),
+        (
+            lambda u: (u / "det/data.yaml").write_text("train: labels/train\nnames: [cat, dog]\n"),
+            "'train: labels/train' must be an .../images/... folder",
+        ),
+        (
+            lambda u: (
+                (u / "det/images/empty").mkdir(),
+                (u / "det/data.yaml").write_text("train: images/train\nval: images/empty\nnames: [cat, dog]\n"),
+            ),
+            "no images for split 'val'",
+        ),
         (lambda u: (u / "det/data.yaml").write_text("val: images/val\nnames: [cat, dog]\n"), "no 'train:' split"),
-        (lambda u: (u / "det/data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n"),
-         "train has 3 images, too few to hold out 128 for test (prepare.det.test_images)"),
-        (lambda u: (u / "det/labels/val/im0.txt").write_text("0 0.5 0.5 0.1\n"),
-         "det/labels/val/im0.txt:1: expected 'class x_center y_center width height'"),
-        (lambda u: (u / "det/labels/val/im0.txt").write_text("cat 0.5 0.5 0.1 0.1\n"),
-         "det/labels/val/im0.txt:1: not numbers"),
+        (
+            lambda u: (u / "det/data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n"),
+            "train has 3 images, too few to hold out 128 for test (prepare.det.test_images)",
+        ),
+        (
+            lambda u: (u / "det/labels/val/im0.txt").write_text("0 0.5 0.5 0.1\n"),
+            "det/labels/val/im0.txt:1: expected 'class x_center y_center width height'",
+        ),
+        (
+            lambda u: (u / "det/labels/val/im0.txt").write_text("cat 0.5 0.5 0.1 0.1\n"),
+            "det/labels/val/im0.txt:1: not numbers",
+        ),
     ],
 )
 def test_bad_user_data_fails_with_one_line_and_no_output(tmp_path: Path, folders_params, damage, message):
@@ -274,13 +347,18 @@ def test_exif_orientation_16_bit_grey_and_repeats_within_a_split(tmp_path: Path,
     assert proc.returncode == 0, proc.stderr
     # upright 100x200 → 64x128 centred with 32 px bars left and right: x maps to 32 + 64*x
     line = (out / "det/labels/val/00000.txt").read_text().splitlines()[0].split()
-    np.testing.assert_allclose([float(v) for v in line[1:]], [(32 + 64 * 0.5) / 128, 0.5, 0.2 * 64 / 128, 0.4],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        [float(v) for v in line[1:]], [(32 + 64 * 0.5) / 128, 0.5, 0.2 * 64 / 128, 0.4], atol=1e-6
+    )
     grey = np.asarray(Image.open(next((out / "cls/test/cat").glob("*_deep.png"))).convert("L"), dtype=float)
     assert 100 < grey[grey > 0].mean() < 160  # scaled, not clipped to white
     assert "dropped 1 repeated copies" in proc.stderr
-    kept = [f for split in ("train", "val") for f in (out / "cls" / split / "dog").glob("*.png")
-            if f.stem.endswith(("_again", "_img1"))]
+    kept = [
+        f
+        for split in ("train", "val")
+        for f in (out / "cls" / split / "dog").glob("*.png")
+        if f.stem.endswith(("_again", "_img1"))
+    ]
     assert len(kept) == 1  # one copy, on one side of the held-out split
     origin = json.loads((out / "splits.json").read_text())
     assert origin["cls"]["pool"] == "the train split (no pool/ folder)"

@@ -41,7 +41,12 @@ def make_user_folders(root: Path) -> None:
             for i in range(n):
                 w, h = int(rng.integers(40, 90)), int(rng.integers(40, 90))
                 img = Image.new("RGB", (w, h), tuple(int(v) for v in rng.integers(0, 120, 3)))
-                draw(shape, (w // 5, h // 5, w - w // 5, h - h // 4), img, tuple(int(v) for v in rng.integers(140, 256, 3)))
+                draw(
+                    shape,
+                    (w // 5, h // 5, w - w // 5, h - h // 4),
+                    img,
+                    tuple(int(v) for v in rng.integers(140, 256, 3)),
+                )
                 mode = modes[(i + k) % len(modes)]
                 folder = root / "cls" / split / shape
                 folder.mkdir(parents=True, exist_ok=True)
@@ -59,8 +64,11 @@ def make_user_folders(root: Path) -> None:
                 lines.append(f"{ids[shape]} {(x0 + 18) / 150:.6f} {(y0 + 18) / 90:.6f} {36 / 150:.6f} {36 / 90:.6f}")
             img.save(root / "det" / "images" / split / f"scene{i}.jpg", quality=95)
             (root / "det" / "labels" / split / f"scene{i}.txt").write_text("\n".join(lines) + "\n")
-    (root / "det" / "data.yaml").write_text(yaml.safe_dump(
-        {"path": ".", "train": "images/train", "val": "images/val", "test": "images/test", "names": YAML_NAMES}))
+    (root / "det" / "data.yaml").write_text(
+        yaml.safe_dump(
+            {"path": ".", "train": "images/train", "val": "images/val", "test": "images/test", "names": YAML_NAMES}
+        )
+    )
 
 
 def small_budgets(p: dict, model: Path) -> None:
@@ -71,8 +79,12 @@ def small_budgets(p: dict, model: Path) -> None:
     p["generate"].update(model=str(model), size=None, steps=2, batch_size=8)
     p["txt2img"]["schedulers"] = ["ddim"]
     p["img2img"].update(strengths=[0.5], variants_per_source=1)
-    p["variants"] = {"baseline": {"source": "none", "ratio": 0.0}, "real_pool": {"source": "real/pool", "ratio": 1.0},
-                     "ddim": {"source": "txt2img/ddim", "ratio": 1.0}, "i2i_50": {"source": "img2img/0.5", "ratio": 1.0}}
+    p["variants"] = {
+        "baseline": {"source": "none", "ratio": 0.0},
+        "real_pool": {"source": "real/pool", "ratio": 1.0},
+        "ddim": {"source": "txt2img/ddim", "ratio": 1.0},
+        "i2i_50": {"source": "img2img/0.5", "ratio": 1.0},
+    }
     p["real_pool"]["per_class"] = 2
     p["judge"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1)
     p["filter"]["min_confidence"] = 0.01  # the judge sees the converted 32 px images
