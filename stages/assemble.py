@@ -44,6 +44,7 @@ from PIL import Image
 from synthaug.cli import pin_threads, run
 from synthaug.compose import border_distance, place_digits
 from synthaug.errors import DataError
+from synthaug.files import write_json
 from synthaug.images import (
     atomic_dir,
     cls_image,
@@ -216,10 +217,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         }
         (tmp / "det" / "data.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         info = {"variant": args.variant, "source": variant.source, "ratio": variant.ratio, "counts": counts}
-        (tmp / "variant.json").write_text(json.dumps(info, indent=2) + "\n")
+        write_json(tmp / "variant.json", info)
         shutil.copy2(args.real / "classes.json", tmp / "classes.json")
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps({"counts": counts, "filter": filtered}, indent=2) + "\n")
+    write_json(args.metrics, {"counts": counts, "filter": filtered})
     log.info("%s: %s; filter kept %d, dropped %d", args.variant, counts, filtered["kept"], filtered["dropped"])
 
 

@@ -16,7 +16,6 @@ This is the only stage that reads the test split.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 from synthaug.cli import pin_threads, run
 from synthaug.detector import load_detector, validate
 from synthaug.errors import DataError
+from synthaug.files import write_csv, write_json
 from synthaug.params import load_params
 from synthaug.resnet import load_folder, load_trained, predict
 
@@ -100,13 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if seeds:
             means = {f"mean_{k}": round(float(np.mean([s[k] for s in seeds.values()])), 6) for k in keys}
             result[model] = means | seeds
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    args.confusion.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.confusion, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["seed", "actual", "predicted"])
-        writer.writeheader()
-        writer.writerows(confusion_rows)
+    write_json(args.out, result)
+    write_csv(args.confusion, confusion_rows, ["seed", "actual", "predicted"])
     log.info(
         "%s: resnet accuracy %.4f, macro-F1 %.4f; yolo mAP50 %s",
         args.variant,

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from synthaug.cli import pin_threads, run
 from synthaug.diffusion import BuiltinModel, from_uint8, make_scheduler
 from synthaug.errors import DataError
+from synthaug.files import write_json
 from synthaug.images import atomic_dir, contact_sheet, image_folder, load_array, save_png
 from synthaug.params import load_params
 
@@ -185,14 +186,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     model = BuiltinModel(vae, unet, dict(noise_scheduler.config), list(classes), d.image_size, d.channels)
     with atomic_dir(args.out) as tmp:
         write_model(model, noise_scheduler, tmp, p.preview_guidance)
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(
-        json.dumps(
-            {"vae_mse": round(vae_mse, 6), "unet_loss": round(unet_loss, 6), "vae_scaling_factor": round(scaling, 6)},
-            indent=2,
-        )
-        + "\n"
-    )
+    metrics = {"vae_mse": round(vae_mse, 6), "unet_loss": round(unet_loss, 6), "vae_scaling_factor": round(scaling, 6)}
+    write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from synthaug.cli import run
+from synthaug.files import write_text
 from synthaug.params import PromptsParams, load_params
 from synthaug.resume import stable_seed
 
@@ -50,10 +51,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     params = load_params(args.params)
     records = make_records(json.loads(args.classes.read_text()), params.prompts, params.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    tmp.replace(args.out)
+    write_text(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))  # prompts stay readable
     log.info("wrote %d prompts to %s", len(records), args.out)
 
 

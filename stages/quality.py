@@ -28,6 +28,7 @@ import torch
 
 from synthaug.cli import pin_threads, run
 from synthaug.errors import DataError
+from synthaug.files import write_json
 from synthaug.images import image_folder
 from synthaug.params import Params, load_params
 from synthaug.quality import judge_scores
@@ -75,8 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     timing = json.loads(args.timing.read_text())
     result["seconds_per_image"] = timing["cls" if "cls" in timing else "images"]["seconds_per_image"]
     result["cas"] = round(classification_accuracy_score(images, labels, args.real, classes, params), 6)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     log.info("%s: %s", args.synthetic, result)
 
 

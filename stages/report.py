@@ -37,6 +37,7 @@ from PIL import Image  # noqa: E402
 
 from synthaug.cli import read_timings, run  # noqa: E402
 from synthaug.errors import DataError  # noqa: E402
+from synthaug.files import write_bytes, write_text
 from synthaug.images import contact_sheet, read_yolo_boxes  # noqa: E402
 from synthaug.params import Params, load_params  # noqa: E402
 from synthaug.resume import read_jsonl  # noqa: E402
@@ -235,7 +236,7 @@ def study_section(rows: list[dict], png: Path) -> str:
         ax.grid(alpha=0.3)
     axes[0].legend()
     uri = figure_uri(fig)
-    png.write_bytes(base64.b64decode(uri.split(",", 1)[1]))  # the same plot, for the README
+    write_bytes(png, base64.b64decode(uri.split(",", 1)[1]))  # the same plot, for the README
     body = "".join(
         f"<tr><td>{html.escape(r['scheduler'])}</td><td>{r['steps']}</td>"
         f"<td>{float(r['conditional_accuracy']):.3f}</td><td>{float(r['frechet_distance']):.2f}</td>"
@@ -434,10 +435,8 @@ those real images gives.</p>
 <h2>Provenance</h2>{provenance(args.params, params)}
 </body></html>
 """
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(args.out)
-    args.markdown.write_text(markdown(summary, study_rows))
+    write_text(args.out, page)
+    write_text(args.markdown, markdown(summary, study_rows))
     log.info("wrote %s (%.1f MB)", args.out, args.out.stat().st_size / 1e6)
 
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from synthaug.cli import pin_threads, run
 from synthaug.diffusion import backend_for, make_scheduler
 from synthaug.errors import DataError
+from synthaug.files import write_json
 from synthaug.images import atomic_dir, save_png
 from synthaug.params import ParamsError, load_params
 from synthaug.quality import judge_scores
@@ -97,8 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "seconds_per_image": round(seconds / len(records), 5),
             }
             log.info("%s, %d steps: %s", args.scheduler, steps, result[f"steps_{steps}"])
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.metrics, result)
 
 
 if __name__ == "__main__":

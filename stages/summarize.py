@@ -20,7 +20,6 @@ A half-width or p-value is null when there is only one seed: one run gives no in
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import warnings
@@ -32,6 +31,7 @@ from scipy import stats
 
 from synthaug.cli import run
 from synthaug.errors import DataError
+from synthaug.files import write_csv, write_json
 from synthaug.params import load_params
 
 log = logging.getLogger("summarize")
@@ -147,13 +147,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for point in read_json(args.study / f"{scheduler}.json").values():
             study_rows.append({"scheduler": scheduler, **point})
     summary = {"variants": variants, "reference": reference, "alpha": ALPHA, "budget": budget, "quality": quality}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    args.study_plot.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.study_plot, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(study_rows[0]))
-        writer.writeheader()
-        writer.writerows(study_rows)
+    write_json(args.out, summary)
+    write_csv(args.study_plot, study_rows)
     for v, row in variants.items():
         if v != "baseline":
             d = row["accuracy"]["diff_vs_baseline"]

@@ -22,6 +22,7 @@ from pathlib import Path
 from synthaug.cli import pin_threads, run
 from synthaug.detector import detect, load_detector
 from synthaug.errors import DataError
+from synthaug.files import write_json
 from synthaug.images import read_yolo_boxes
 from synthaug.params import load_params
 from synthaug.quality import refound
@@ -55,8 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         hits = sum(refound(t, d, params.quality.box_iou) for t, d in zip(truth, found))
         result[key] = round(hits / total, 6) if total else 0.0
         result[f"{key}_boxes"] = total
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     log.info("%s: %s", args.synthetic, result)
 
 

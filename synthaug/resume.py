@@ -28,6 +28,7 @@ from typing import Any
 from tqdm import tqdm
 
 from synthaug.errors import DataError
+from synthaug.files import write_json
 
 log = logging.getLogger("resume")
 
@@ -153,8 +154,7 @@ def run_batches(
 
 def write_timing(path: Path, parts: dict[str, dict[str, float]], processes: int) -> None:
     """The sampling-time metrics file of a generation stage: per part, images and seconds per image."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**parts, "processes": processes}, indent=2) + "\n")
+    write_json(path, {**parts, "processes": processes})
 
 
 def read_jsonl(path: Path) -> list[dict]:

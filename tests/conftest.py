@@ -63,10 +63,11 @@ def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
 @pytest.fixture(scope="session")
 def small_real(tmp_path_factory, base_params) -> Path:
     """A small embedded dataset (2 train images per class, 3 train canvases, 1 pool and 1 judge digit
-    per class, 2 pool canvases) made by the real stage."""
+    per class, 2 pool canvases; test larger than val, so a stage scoring the wrong split shows)
+    made by the real stage."""
     params = copy.deepcopy(base_params)
-    params["prepare"].update(pool_per_class=1, judge_per_class=1, shots_per_class=2, val_per_class=1, test_per_class=1)
-    params["prepare"]["det"].update(train_images=3, val_images=2, test_images=2, pool_images=2)
+    params["prepare"].update(pool_per_class=1, judge_per_class=1, shots_per_class=2, val_per_class=1, test_per_class=2)
+    params["prepare"]["det"].update(train_images=3, val_images=2, test_images=3, pool_images=2)
     params["real_pool"]["per_class"] = 1
     tmp = tmp_path_factory.mktemp("real")
     proc = run_module(

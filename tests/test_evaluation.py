@@ -6,8 +6,10 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -282,15 +284,30 @@ def test_evaluate_reports_every_seed_on_the_test_split(tiny: Path, small_real: P
     with open(tiny / "plots/confusion/ddim.csv") as fh:
         rows = list(csv.DictReader(fh))
     n_test = sum(1 for _ in (small_real / "cls/test").rglob("*.png"))
+    assert n_test == 20 != sum(1 for _ in (small_real / "cls/val").rglob("*.png"))  # val would not fit
     assert len(rows) == 2 * n_test and {r["actual"] for r in rows} == set(CLASSES)
     acc0 = np.mean([r["actual"] == r["predicted"] for r in rows if r["seed"] == "0"])
     assert acc0 == pytest.approx(seeds[0]["accuracy"], abs=1e-6)  # the plot and the metric agree
 
 
-def test_quality_scores_synthetic_sources(tiny: Path):
+def test_quality_scores_synthetic_sources(tiny: Path, tiny_judge: Path):
+    import torch
+
+    from synthaug.images import image_folder
+    from synthaug.quality import frechet_distance
+    from synthaug.resnet import load_folder, load_images, load_trained, predict
+
     q = read(tiny / "metrics/quality/txt2img/ddim.json")
-    assert q["images"] == 30 and 0 <= q["conditional_accuracy"] <= 1 and 0 <= q["cas"] <= 1
-    assert q["frechet_distance"] > 0 and q["seconds_per_image"] > 0 and "box_survival" not in q
+    assert q["images"] == 30 and 0 <= q["cas"] <= 1
+    assert q["seconds_per_image"] > 0 and "box_survival" not in q
+    # the judge's own verdicts on these 30 images, against the real *val* split's features
+    judge, _ = load_trained(tiny_judge)
+    files = image_folder(tiny / "data/synthetic/txt2img/ddim", CLASSES)
+    probs, feats = predict(judge, load_images([f for f, _ in files], (32, 1)))
+    labels = torch.tensor([k for _, k in files])
+    assert q["conditional_accuracy"] == round(float((probs.argmax(1) == labels).float().mean()), 6)
+    _, val_feats = predict(judge, load_folder(tiny / "real_without_test/cls/val", CLASSES)[0])
+    assert q["frechet_distance"] == round(frechet_distance(feats.numpy(), val_feats.numpy()), 4)
     assert "box_survival" not in read(tiny / "metrics/quality/img2img/0.5.json")
     i = read(tiny / "metrics/survival/0.5.json")
     labels = list((tiny / "data/synthetic/img2img/0.5/det_val/labels").glob("*.txt"))
@@ -531,3 +548,83 @@ def test_dvc_plots_show_renders_offline(tmp_path: Path):
     assert "cdn.jsdelivr" not in page and not re.search(r"<script[^>]+src=", page)
     dom = chromium("--virtual-time-budget=10000", "--dump-dom", (tmp_path / "plots" / "index.html").as_uri()).stdout
     assert re.search(r'<canvas[^>]*class="marks"', dom), dom[-2000:]  # vega-embed drew the chart
+
+
+KILLED_MID_WRITE = """
+import resource, runpy, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; a write past the limit now kills the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
+sys.argv = sys.argv[2:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("module, limit", [("summarize", 100), ("summarize", 2000), ("report", 100), ("report", 60000)])
+def test_a_stage_killed_mid_write_leaves_no_half_written_output(tiny: Path, tmp_path: Path, module: str, limit: int):
+    """The kernel kills the stage (SIGXFSZ) the moment any file it writes passes ``limit`` bytes, i.e.
+    in the middle of writing an output: every output is then absent or whole, never cut short."""
+    params = tiny / "params.yaml"
+    if module == "summarize":
+        outs = [tmp_path / "summary.json", tmp_path / "study.csv"]
+        args = [
+            "--params",
+            params,
+            "--eval",
+            tiny / "metrics/eval",
+            "--quality",
+            tiny / "metrics/quality",
+            "--study",
+            tiny / "metrics/study",
+            "--survival",
+            tiny / "metrics/survival",
+            "--out",
+            outs[0],
+            "--study-plot",
+            outs[1],
+        ]
+    else:
+        outs = [tmp_path / "index.html", tmp_path / "results.md", tmp_path / "study.png"]
+        args = [
+            "--params",
+            params,
+            "--summary",
+            tiny / "metrics/summary.json",
+            "--study-plot",
+            tiny / "plots/study.csv",
+            "--study",
+            tiny / "data/study",
+            "--real",
+            tiny / "real_without_test",
+            "--synthetic",
+            tiny / "data/synthetic",
+            "--datasets",
+            tiny / "data/datasets",
+            "--resnet",
+            tiny / "models/resnet",
+            "--out",
+            outs[0],
+            "--markdown",
+            outs[1],
+            "--study-png",
+            outs[2],
+        ]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_WRITE, str(limit), f"stages.{module}", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == -signal.SIGXFSZ, proc.stderr[-2000:]  # it really died writing
+    whole = {
+        ".json": json.loads,
+        ".csv": lambda t: t.endswith("\r\n") and all(None not in r.values() for r in csv.DictReader(t.splitlines())),
+        ".md": lambda t: t.endswith("\n") or None,
+        ".html": lambda t: t.rstrip().endswith("</html>") or None,
+    }
+    for out in outs:
+        if out.exists() and out.suffix == ".png":
+            Image.open(out).load()  # a cut PNG fails to decode
+        elif out.exists():
+            assert whole[out.suffix](out.read_text()), f"{out.name} is cut short"
