@@ -314,3 +314,30 @@ def test_pretrain_is_deterministic_and_loads_as_builtin(tmp_path: Path, params, 
     assert model.classes == CLASSES and model.scheduler_config["clip_sample"] is False
     s, kw = make_scheduler("ddim", model.scheduler_config, {})
     assert model.txt2img([{"class": 3, "seed": 1}], s, 2, 2.0, kw).shape == (1, 32, 32)
+
+
+def test_regenerate_boxes_repaints_only_inside_each_box_in_the_old_ink():
+    """The builtin path of img2img's detection: every box's crop goes to the model as a mask, and
+    what comes back is painted in the old digit's ink, inside the crop only."""
+    from types import SimpleNamespace
+
+    from synthaug.regenerate import regenerate_boxes
+
+    canvas = np.full((64, 64, 3), 200, np.uint8)  # light background
+    canvas[10:20, 12:18] = (20, 30, 40)  # a dark "digit" in box 0
+    boxes = [[(3, (10 / 64, 8 / 64, 20 / 64, 22 / 64))]]
+    seen = []
+
+    def sample(images, records):  # the model: a full bar down the middle of every crop
+        seen.append((len(images), [r["seed"] for r in records]))
+        out = np.zeros((len(images), 32, 32), np.uint8)
+        out[:, :, 12:20] = 255
+        return out
+
+    backend = SimpleNamespace(channels=1, image_size=32)
+    (result,) = regenerate_boxes([canvas], boxes, lambda i, j, c: {"class": c, "seed": 100 + j}, backend, sample)
+    assert seen == [(1, [100])]
+    changed = np.argwhere((result != canvas).any(axis=2))
+    assert changed.size and changed.min(0).tolist() >= [8 - 3, 10 - 3] and changed.max(0).tolist() <= [22 + 3, 20 + 3]
+    ink = result[(result != 200).all(axis=2)]
+    assert np.abs(ink.astype(int) - (20, 30, 40)).max(axis=1).min() <= 2  # the new digit wears the old ink

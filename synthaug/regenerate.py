@@ -1,0 +1,106 @@
+"""img2img's image work (stage ``img2img``): images to and from a model's size, and the
+regeneration of a detection canvas's objects in place, with their boxes kept.
+
+- A text-conditioned model (Stable Diffusion) remakes the whole canvas from a prompt naming its
+  classes (:func:`regenerate_canvases`).
+- The builtin class-conditional model makes digits, not scenes: each box's crop becomes a digit
+  mask (distance from the crop's border colour), that mask is remade conditioned on the box's
+  class, and the new digit is painted back in the old ink colour over the erased old one
+  (:func:`regenerate_boxes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from synthaug.compose import border_distance
+from synthaug.diffusion import Backend
+from synthaug.images import letterbox
+
+Sample = Callable[[list[np.ndarray], list[dict]], np.ndarray]  # (model-size images, prompt records) -> images
+# A pixel belongs to the old digit (and is erased to the background) above this share of the mask's
+# range: the same cut assemble's X-Paste makes by default (assemble.paste_threshold: 0.25).
+ERASE_THRESHOLD = 0.25
+CELL = 28 / 20  # an MNIST digit's ink spans ~20 of its 28 px cell: crop that much context around a box
+
+
+def to_model(image: Image.Image, backend: Backend) -> np.ndarray:
+    mode = "L" if backend.channels == 1 else "RGB"
+    return np.asarray(letterbox(image, backend.image_size, mode, 0)[0])
+
+
+def from_model(image: np.ndarray, size: int, mode: str) -> Image.Image:
+    return Image.fromarray(image).convert(mode).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def digit_mask(crop: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mask in [0, 1], background colour, ink colour) of an RGB crop around one object: the
+    background is the median colour of the crop's border, the mask the normalised distance from it,
+    the ink the median colour of the strongest mask pixels among ``own`` (a boolean map of the
+    object's box minus its neighbours' boxes, since the crop may reach into another digit)."""
+    dist, bg = border_distance(crop)
+    scale = max(np.percentile(dist, 99), 1e-6)
+    mask = np.clip(dist / scale, 0, 1)
+    inside = mask[own]
+    strong = own & (mask >= max(0.5, np.percentile(inside, 90))) if inside.size else own
+    ink = np.median(crop[strong], axis=0) if strong.any() else 255 - bg
+    return mask, bg, ink
+
+
+def crop_square(box: Sequence[float], size: int) -> tuple[int, int, int]:
+    """(x, y, side) of a square around a pixel xyxy box with digit-cell context, inside the canvas."""
+    x0, y0, x1, y1 = box
+    side = int(min(size, max(8, round(max(x1 - x0, y1 - y0) * CELL))))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    x = int(np.clip(round(cx - side / 2), 0, size - side))
+    y = int(np.clip(round(cy - side / 2), 0, size - side))
+    return x, y, side
+
+
+def box_map(box: Sequence[float], size: int) -> np.ndarray:
+    """Boolean ``size``×``size`` map of a normalised xyxy box."""
+    m = np.zeros((size, size), bool)
+    x0, y0, x1, y1 = (int(round(v * size)) for v in box)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def regenerate_canvases(
+    canvases: Sequence[np.ndarray], records: list[dict], backend: Backend, sample: Sample, size: int
+) -> list[np.ndarray]:
+    """Whole canvases remade by a text-conditioned model (one prompt record each), at ``size`` px."""
+    out = sample([to_model(Image.fromarray(c), backend) for c in canvases], records)
+    return [np.asarray(from_model(o, size, "RGB")) for o in out]
+
+
+def regenerate_boxes(
+    canvases: Sequence[np.ndarray],
+    boxes: Sequence[list],
+    record: Callable[[int, int, int], dict],
+    backend: Backend,
+    sample: Sample,
+) -> list[np.ndarray]:
+    """Every box's digit remade in place by the builtin model. ``boxes[i]``: (class, normalised xyxy)
+    of canvas ``i``; ``record(i, j, class)``: the prompt record (class and seed) of its box ``j``."""
+    size = canvases[0].shape[0] if len(canvases) else 0
+    crops, records, where = [], [], []
+    for i, (canvas, bx) in enumerate(zip(canvases, boxes)):
+        for j, (c, box) in enumerate(bx):
+            x, y, side = crop_square([b * size for b in box], size)
+            others = [box_map(o, size) for k, (_, o) in enumerate(bx) if k != j] or [np.zeros((size, size), bool)]
+            own = box_map(box, size) & ~np.any(others, axis=0)
+            mask, bg, ink = digit_mask(canvas[y : y + side, x : x + side], own[y : y + side, x : x + side])
+            crops.append(to_model(Image.fromarray((mask * 255).astype(np.uint8)), backend))
+            records.append(record(i, j, c))
+            where.append((i, x, y, side, mask, bg, ink))
+    results = [c.astype(np.float64) for c in canvases]
+    out = sample(crops, records) if crops else []
+    for (i, x, y, side, old, bg, ink), new in zip(where, out):
+        a = (np.asarray(from_model(new, side, "L"), dtype=np.float64) / 255.0)[..., None]
+        region = results[i][y : y + side, x : x + side]
+        erased = np.where(old[..., None] > ERASE_THRESHOLD, bg, region)  # drop the old digit, then paint the new
+        results[i][y : y + side, x : x + side] = erased * (1 - a) + ink * a
+    return [np.clip(np.rint(r), 0, 255).astype(np.uint8) for r in results]
