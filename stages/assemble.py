@@ -42,21 +42,18 @@ import yaml
 from PIL import Image
 
 from synthaug.cli import pin_threads, run
-from synthaug.compose import border_distance, place_digits
 from synthaug.errors import DataError
 from synthaug.files import write_json
 from synthaug.images import (
     atomic_dir,
     cls_image,
-    format_yolo_line,
     image_folder,
-    letterbox,
     link,
-    load_array,
-    read_yolo_boxes,
     save_png,
 )
 from synthaug.params import load_params
+from synthaug.quality import judge_filter
+from synthaug.xpaste import cutout, xpaste
 
 log = logging.getLogger("assemble")
 SPLITS = ("train", "val")  # never test: only evaluate reads it
@@ -69,17 +66,6 @@ def link_tree(src: Path, dst: Path) -> int:
     return len(files)
 
 
-def cutout(path: Path, threshold: float, max_side: int) -> np.ndarray:
-    """White-on-black uint8 mask of the object in a generated image (see the module docstring),
-    square, and no larger than ``max_side`` px: the largest a digit is pasted at (a 512 px Stable
-    Diffusion image is cut out at full size, then scaled down once)."""
-    with Image.open(path) as img:
-        dist, _ = border_distance(np.asarray(img.convert("RGB")))
-    mask = np.where(dist >= threshold * max(dist.max(), 1e-6), dist / max(dist.max(), 1e-6), 0.0)
-    mask = Image.fromarray((mask * 255).round().astype(np.uint8))
-    return np.asarray(letterbox(mask, min(max(mask.size), max_side), "L", 0)[0])
-
-
 def add_cls_image(src: Path, dst: Path, size: int, channels: int) -> None:
     """A synthetic image into a classification set: linked when it already is a dataset image
     (``size`` px, the data's mode), else converted as prepare converts real ones (:func:`cls_image`).
@@ -89,40 +75,6 @@ def add_cls_image(src: Path, dst: Path, size: int, channels: int) -> None:
             link(src, dst)
         else:
             save_png(cls_image(img, size, channels), dst.with_suffix(".png"))
-
-
-def apply_filter(
-    synthetic: list[tuple[Path, int]], classes: list[str], judge_dir: Path, min_confidence: float, fit: tuple[int, int]
-) -> tuple[list[tuple[Path, int]], dict]:
-    """Keep the synthetic images the judge assigns to their class with >= ``min_confidence``."""
-    keep = [True] * len(synthetic)
-    if min_confidence > 0 and synthetic:
-        import torch
-
-        from synthaug.resnet import load_trained, predict
-
-        net, config = load_trained(judge_dir)
-        if config["classes"] != classes:
-            raise DataError(
-                f"{judge_dir}: judge classes {config['classes']} differ from the dataset's {classes}; "
-                "rerun `dvc repro judge`"
-            )
-        x = torch.from_numpy(np.stack([load_array(f, "RGB", fit) for f, _ in synthetic])).permute(0, 3, 1, 2)
-        probs, _ = predict(net, x)
-        labels = torch.tensor([k for _, k in synthetic])
-        keep = (probs[torch.arange(len(labels)), labels] >= min_confidence).tolist()
-    per_class = {name: {"kept": 0, "dropped": 0} for name in classes}
-    for (_, k), ok in zip(synthetic, keep):
-        per_class[classes[k]]["kept" if ok else "dropped"] += 1
-    kept = sum(keep)
-    metrics = {
-        "min_confidence": min_confidence,
-        "kept": kept,
-        "dropped": len(keep) - kept,
-        "rejection_rate": round((len(keep) - kept) / len(keep), 6) if keep else 0.0,
-        "per_class": per_class,
-    }
-    return [item for item, ok in zip(synthetic, keep) if ok], metrics
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -153,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if variant.source != "none" and variant.ratio > 0 and not synthetic:
         raise DataError(f"{syn_cls_root}: no synthetic classification images for variant {args.variant}")
     fit = (params.data.image_size, params.data.channels)
-    synthetic, filtered = apply_filter(synthetic, classes, args.judge, params.filter.min_confidence, fit)
+    synthetic, filtered = judge_filter(synthetic, classes, args.judge, params.filter.min_confidence, fit)
     if variant.source != "none" and variant.ratio > 0 and not synthetic:
         raise DataError(
             f"{syn_cls_root}: the filter dropped every synthetic image; lower filter.min_confidence "
@@ -174,29 +126,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         if kind in ("txt2img", "real") and n_syn:
             with Image.open(real_canvases[0]) as first:
                 max_side = max(8, round(det_cfg.max_object_size * first.width))  # as place_digits sizes them
-            masks = [cutout(f, a.paste_threshold, max_side) for f, _ in synthetic]
-            labels = np.array([k for _, k in synthetic])
-            for i in range(n_syn):
-                src = real_canvases[i % len(real_canvases)]
-                canvas = np.asarray(Image.open(src).convert("RGB"), dtype=np.float64).copy()
-                size = canvas.shape[0]
-                old = read_yolo_boxes(real_det / "labels" / "train" / f"{src.stem}.txt")
-                got_classes, got_boxes = place_digits(
-                    canvas,
-                    masks,
-                    labels,
-                    a.paste_per_image,
-                    det_cfg.min_object_size,
-                    det_cfg.max_object_size,
-                    det_cfg.max_iou,
-                    rng,
-                    boxes=[tuple(v * size for v in b) for _, b in old],
-                )
-                stem = f"xpaste_{i:05d}"
-                save_png(np.clip(np.rint(canvas), 0, 255).astype(np.uint8), tmp / "det/images/train" / f"{stem}.png")
-                lines = [format_yolo_line(c, b) for c, b in old]
-                lines += [format_yolo_line(c, [v / size for v in b]) for c, b in zip(got_classes, got_boxes)]
-                (tmp / "det/labels/train" / f"{stem}.txt").write_text("".join(x + "\n" for x in lines))
+            cutouts = [cutout(f, a.paste_threshold, max_side) for f, _ in synthetic]
+            classes_of = np.array([k for _, k in synthetic])
+            xpaste(
+                real_canvases,
+                real_det / "labels" / "train",
+                cutouts,
+                classes_of,
+                n_syn,
+                a.paste_per_image,
+                det_cfg,
+                rng,
+                tmp / "det/images/train",
+                tmp / "det/labels/train",
+            )
         elif kind == "img2img" and n_syn:
             made = sorted((args.synthetic / "det" / "images").glob("*.png"))
             if not made:

@@ -1,9 +1,11 @@
 """Scores of synthetic images against real ones, in the judge's eyes (stages quality and study)
-and of detectors (evaluate, quality): conditional accuracy, Fréchet distance, statistics."""
+and of detectors (evaluate, quality): conditional accuracy, Fréchet distance, statistics; and the
+judge's filter of synthetic images (assemble)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,7 +13,8 @@ from scipy import linalg
 
 from synthaug.compose import box_iou
 from synthaug.errors import DataError
-from synthaug.resnet import predict
+from synthaug.images import load_array
+from synthaug.resnet import load_trained, predict
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -58,3 +61,35 @@ def judge_scores(
         "conditional_accuracy": round(conditional_accuracy(probs, labels), 6),
         "frechet_distance": round(frechet_distance(feats.numpy(), real_features.numpy()), 4),
     }
+
+
+def judge_filter(
+    synthetic: list[tuple[Path, int]], classes: list[str], judge_dir: Path, min_confidence: float, fit: tuple[int, int]
+) -> tuple[list[tuple[Path, int]], dict]:
+    """Keep the synthetic images the judge assigns to their class with >= ``min_confidence`` (the
+    CLIP-filtering step of synthetic-data papers; stage assemble), converted as datasets hold them
+    (``fit`` = size, channels); returns them and the per-class counts kept and dropped."""
+    keep = [True] * len(synthetic)
+    if min_confidence > 0 and synthetic:
+        net, config = load_trained(judge_dir)
+        if config["classes"] != classes:
+            raise DataError(
+                f"{judge_dir}: judge classes {config['classes']} differ from the dataset's {classes}; "
+                "rerun `dvc repro judge`"
+            )
+        x = torch.from_numpy(np.stack([load_array(f, "RGB", fit) for f, _ in synthetic])).permute(0, 3, 1, 2)
+        probs, _ = predict(net, x)
+        labels = torch.tensor([k for _, k in synthetic])
+        keep = (probs[torch.arange(len(labels)), labels] >= min_confidence).tolist()
+    per_class = {name: {"kept": 0, "dropped": 0} for name in classes}
+    for (_, k), ok in zip(synthetic, keep):
+        per_class[classes[k]]["kept" if ok else "dropped"] += 1
+    kept = sum(keep)
+    metrics = {
+        "min_confidence": min_confidence,
+        "kept": kept,
+        "dropped": len(keep) - kept,
+        "rejection_rate": round((len(keep) - kept) / len(keep), 6) if keep else 0.0,
+        "per_class": per_class,
+    }
+    return [item for item, ok in zip(synthetic, keep) if ok], metrics

@@ -390,3 +390,24 @@ def test_the_judge_is_identical_on_one_core_and_on_two(tmp_path: Path, params, s
         )
         assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "one/model.safetensors").read_bytes() == (tmp_path / "two/model.safetensors").read_bytes()
+
+
+def test_cutout_of_a_large_generated_image_is_square_and_scaled_to_the_paste_size(tmp_path: Path):
+    """A Stable Diffusion-sized (here 512x384) generated object becomes a square mask no larger than
+    the largest paste size, the object white on black, its background dropped."""
+    from PIL import Image, ImageDraw
+
+    from synthaug.xpaste import cutout
+
+    img = Image.new("RGB", (512, 384), (240, 240, 230))
+    ImageDraw.Draw(img).ellipse((200, 100, 312, 300), fill=(20, 20, 160))
+    img.save(tmp_path / "big.png")
+    mask = cutout(tmp_path / "big.png", 0.25, max_side=58)
+    assert mask.shape == (58, 58) and mask.dtype == np.uint8
+    ys, xs = np.nonzero(mask > 128)
+    # the ellipse spans x 200..312 of 512 and y 100..300 of 384 (letterboxed: 64 px bars above and below)
+    assert abs(xs.min() - 200 * 58 / 512) <= 2 and abs(xs.max() - 312 * 58 / 512) <= 2
+    assert abs(ys.min() - (100 + 64) * 58 / 512) <= 2 and abs(ys.max() - (300 + 64) * 58 / 512) <= 2
+    assert mask[:3].max() == 0 and mask[:, :3].max() == 0  # the border colour is background
+    small = cutout(tmp_path / "big.png", 0.25, max_side=1024)
+    assert small.shape == (512, 512)  # never scaled up
