@@ -29,6 +29,7 @@ from synthaug.cli import pin_threads, run
 from synthaug.detector import load_detector, validate
 from synthaug.errors import DataError
 from synthaug.files import write_csv, write_json
+from synthaug.metrics import MODELS, of_model
 from synthaug.params import load_params
 from synthaug.resnet import load_folder, load_trained, predict
 
@@ -95,8 +96,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "per_class_AP50-95": {names[k]: round(float(ap.get(k, 0.0)), 6) for k in sorted(names)},
             "optimizer_steps": read_budget(run_dir)["optimizer_steps"],
         }
-    for model, keys in (("resnet", ("accuracy", "macro_f1")), ("yolo", ("mAP50", "mAP50-95"))):
-        seeds = result[model]
+    for model in MODELS:
+        keys, seeds = of_model(model), result[model]
         if seeds:
             means = {f"mean_{k}": round(float(np.mean([s[k] for s in seeds.values()])), 6) for k in keys}
             result[model] = means | seeds

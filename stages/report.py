@@ -39,16 +39,12 @@ from synthaug.cli import read_timings, run  # noqa: E402
 from synthaug.errors import DataError  # noqa: E402
 from synthaug.files import write_bytes, write_text
 from synthaug.images import contact_sheet, read_yolo_boxes  # noqa: E402
+from synthaug.metrics import METRICS
 from synthaug.params import Params, load_params  # noqa: E402
 from synthaug.resume import read_jsonl  # noqa: E402
 
 log = logging.getLogger("report")
-METRIC_LABELS = {
-    "accuracy": "ResNet accuracy",
-    "macro_f1": "ResNet macro-F1",
-    "mAP50": "YOLO mAP50",
-    "mAP50-95": "YOLO mAP50-95",
-}
+METRIC_LABELS = {m.name: m.label for m in METRICS}  # both renderings (HTML and Markdown) follow the spec
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;
 color:#1d1d1f;padding:0 16px}

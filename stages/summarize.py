@@ -32,10 +32,10 @@ from scipy import stats
 from synthaug.cli import run
 from synthaug.errors import DataError
 from synthaug.files import write_csv, write_json
+from synthaug.metrics import BASELINE, METRICS
 from synthaug.params import load_params
 
 log = logging.getLogger("summarize")
-METRICS = {"accuracy": "resnet", "macro_f1": "resnet", "mAP50": "yolo", "mAP50-95": "yolo"}
 ALPHA = 0.05  # family-wise error rate of the Holm-adjusted decisions
 
 
@@ -95,8 +95,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     evals = {v: read_json(args.eval / f"{v}.json") for v in params.variants}
     reference = next((v for v, cfg in params.variants.items() if cfg.source == "real/pool"), None)
 
+    model_of = {m.name: m.model for m in METRICS}
+
     def per_seed(variant: str, metric: str) -> list[float] | None:
-        model = METRICS[metric]
+        model = model_of[metric]
         if model == "yolo" and variant not in params.train_yolo.variants:
             return None
         return [evals[variant][model][f"seed{s}"][metric] for s in seeds[model]]
@@ -104,17 +106,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     variants = {}
     for v in params.variants:
         variants[v] = {"source": params.variants[v].source, "ratio": params.variants[v].ratio}
-        for metric in METRICS:
+        for metric in model_of:
             values = per_seed(v, metric)
             if values is None:
                 continue
             row = mean_ci(values)
-            if v != "baseline":
-                row["diff_vs_baseline"] = paired(values, per_seed("baseline", metric))
-            if reference and v not in ("baseline", reference) and per_seed(reference, metric) is not None:
+            if v != BASELINE:
+                row["diff_vs_baseline"] = paired(values, per_seed(BASELINE, metric))
+            if reference and v not in (BASELINE, reference) and per_seed(reference, metric) is not None:
                 row["diff_vs_real"] = paired(values, per_seed(reference, metric))
             variants[v][metric] = row
-    for metric in METRICS:
+    for metric in model_of:
         compared = {
             v: row[metric]["diff_vs_baseline"]
             for v, row in variants.items()
@@ -150,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_json(args.out, summary)
     write_csv(args.study_plot, study_rows)
     for v, row in variants.items():
-        if v != "baseline":
+        if v != BASELINE:
             d = row["accuracy"]["diff_vs_baseline"]
             log.info(
                 "%s: accuracy %+.4f ± %s vs baseline (p %s, Holm %s)",

@@ -21,6 +21,7 @@ import yaml
 
 from synthaug import registry
 from synthaug.errors import UserError
+from synthaug.metrics import BASELINE
 
 
 class ParamsError(UserError):
@@ -376,7 +377,7 @@ class Params:
                     + _suggest(variant.source, generated)
                     + f" (generated: {', '.join(sorted(generated))})"
                 )
-        if "baseline" not in self.variants or self.variants["baseline"].source != "none":
+        if BASELINE not in self.variants or self.variants[BASELINE].source != "none":
             raise ParamsError(
                 "variants.baseline: required, with source: none (real data only) — gains are measured against it"
             )
@@ -387,7 +388,7 @@ class Params:
                     + _suggest(name, self.variants)
                     + f" (variants: {', '.join(self.variants)})"
                 )
-        if "baseline" not in self.train_yolo.variants:
+        if BASELINE not in self.train_yolo.variants:
             raise ParamsError("train_yolo.variants: must include baseline — detection gains are measured against it")
         if len(set(self.train_yolo.variants)) != len(self.train_yolo.variants):
             raise ParamsError(f"train_yolo.variants: {list(self.train_yolo.variants)} lists a variant twice")
