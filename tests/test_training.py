@@ -143,8 +143,9 @@ def test_assemble_errors_leave_nothing(tmp_path: Path, base_params, small_real: 
     assert not (tmp_path / "baseline").exists()
 
 
-def train_resnet(tmp_path: Path, params: dict, data: Path, seed: int, out: str):
-    params["train_resnet"].update(steps=6, batch_size=8, eval_every=3, warmup_steps=2)
+def train_resnet(tmp_path: Path, params: dict, data: Path, seed: int, out: str, budget: bool = True):
+    if budget:
+        params["train_resnet"].update(steps=6, batch_size=8, eval_every=3, warmup_steps=2)
     return run_module(
         "stages.train_resnet",
         "--params",
@@ -171,14 +172,20 @@ def test_train_resnet_learns_and_is_deterministic(tmp_path: Path, params, ddim_d
     a, b, c = (load_file(tmp_path / o / "model.safetensors") for o in "abc")
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)  # same seed: identical weights
     assert any(not np.array_equal(a[k], c[k]) for k in a)
+    # learning, on the real train images alone (the tiny random generator's images are noise)
+    learn = copy.deepcopy(params)
+    learn["variants"]["ddim"]["ratio"] = 0.0
+    learn["train_resnet"].update(steps=30, batch_size=16, eval_every=15, warmup_steps=3, lr=0.02)
+    proc = train_resnet(tmp_path, learn, ddim_dataset, 0, "d", budget=False)
+    assert proc.returncode == 0, proc.stderr
     torch.manual_seed(0)  # the network seed 0's run started from, built as the stage builds it
-    init = build_resnet(parse_params(params).train_resnet, 10).eval()
-    trained, _ = load_trained(tmp_path / "a")
-    assert not np.array_equal(a["conv1.weight"], init.state_dict()["conv1.weight"].numpy())  # the optimiser stepped
+    init = build_resnet(parse_params(learn).train_resnet, 10)
+    trained, _ = load_trained(tmp_path / "d")
+    assert not torch.equal(trained.conv1.weight, init.conv1.weight)  # the optimiser stepped
     x, y = load_folder(ddim_dataset / "cls" / "train", CLASSES)
-    with torch.no_grad():
-        loss = [torch.nn.functional.cross_entropy(net(normalise(x)), y).item() for net in (init, trained)]
-    assert loss[1] < 0.8 * loss[0], loss  # it learned the real train images
+    with torch.no_grad():  # batch statistics: a short run leaves batch-norm's running averages near their start
+        loss = [torch.nn.functional.cross_entropy(net.train()(normalise(x)), y).item() for net in (init, trained)]
+    assert loss[1] < 0.5 * loss[0], loss  # it learned the real train images
     history = (tmp_path / "a" / "history.csv").read_text().splitlines()
     assert history[0] == "step,train_loss,val_accuracy" and len(history) == 3
     config = json.loads((tmp_path / "a" / "config.json").read_text())
