@@ -51,7 +51,7 @@ from synthaug.images import (
     link,
     save_png,
 )
-from synthaug.params import load_params
+from synthaug.params import Params, load_params
 from synthaug.quality import judge_filter
 from synthaug.xpaste import cutout, xpaste
 
@@ -77,22 +77,10 @@ def add_cls_image(src: Path, dst: Path, size: int, channels: int) -> None:
             save_png(cls_image(img, size, channels), dst.with_suffix(".png"))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--variant", required=True)
-    ap.add_argument("--real", type=Path, required=True)
-    ap.add_argument("--synthetic", type=Path, required=True)
-    ap.add_argument("--judge", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--metrics", type=Path, required=True)
-    args = ap.parse_args(argv)
-    params = load_params(args.params)
-    pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
-    if args.variant not in params.variants:
-        raise DataError(f"--variant {args.variant}: no variants.{args.variant} in {args.params}")
-    variant, a, det_cfg = params.variants[args.variant], params.assemble, params.prepare.det
-    classes = json.loads((args.real / "classes.json").read_text())
+def synthetic_images(args: argparse.Namespace, params: Params, classes: list[str]) -> tuple[list, dict]:
+    """The variant's synthetic classification images (file, class) the judge's filter keeps, and its
+    counts; a missing source or an empty result is one error line."""
+    variant = params.variants[args.variant]
     kind = variant.source.split("/")[0]
     # txt2img and the real pool share one layout (<class>/*.png + manifest.jsonl); img2img has cls/ and det/
     if variant.source != "none" and not (args.synthetic / ("cls" if kind == "img2img" else "manifest.jsonl")).exists():
@@ -100,67 +88,96 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in classes:
         if not any((args.real / "cls" / "train" / name).glob("*.png")):
             raise DataError(f"{args.real}/cls/train/{name}: class has no images; every class needs real examples")
-    syn_cls_root = args.synthetic / ("cls" if kind == "img2img" else "")
-    synthetic = image_folder(syn_cls_root, classes) if variant.source != "none" else []
-    if variant.source != "none" and variant.ratio > 0 and not synthetic:
-        raise DataError(f"{syn_cls_root}: no synthetic classification images for variant {args.variant}")
+    root = args.synthetic / ("cls" if kind == "img2img" else "")
+    synthetic = image_folder(root, classes) if variant.source != "none" else []
+    wanted = variant.source != "none" and variant.ratio > 0
+    if wanted and not synthetic:
+        raise DataError(f"{root}: no synthetic classification images for variant {args.variant}")
     fit = (params.data.image_size, params.data.channels)
     synthetic, filtered = judge_filter(synthetic, classes, args.judge, params.filter.min_confidence, fit)
-    if variant.source != "none" and variant.ratio > 0 and not synthetic:
+    if wanted and not synthetic:
         raise DataError(
-            f"{syn_cls_root}: the filter dropped every synthetic image; lower filter.min_confidence "
+            f"{root}: the filter dropped every synthetic image; lower filter.min_confidence "
             f"({params.filter.min_confidence:g})"
         )
+    return synthetic, filtered
+
+
+def synthetic_canvases(
+    args: argparse.Namespace, params: Params, synthetic: list, real_canvases: list[Path], det: Path
+) -> int:
+    """Add round(ratio × real) synthetic train canvases to ``det``: X-Paste for txt2img and the real
+    pool, the regenerated canvases for img2img (cycled when the ratio asks for more); their count."""
+    variant, a, det_cfg = params.variants[args.variant], params.assemble, params.prepare.det
+    kind, n_syn = variant.source.split("/")[0], round(variant.ratio * len(real_canvases))
     rng = np.random.default_rng([params.seed, 7])
+    if kind in ("txt2img", "real") and n_syn:
+        with Image.open(real_canvases[0]) as first:
+            max_side = max(8, round(det_cfg.max_object_size * first.width))  # as place_digits sizes them
+        cutouts = [cutout(f, a.paste_threshold, max_side) for f, _ in synthetic]
+        xpaste(
+            real_canvases,
+            args.real / "det" / "labels" / "train",
+            cutouts,
+            np.array([k for _, k in synthetic]),
+            n_syn,
+            a.paste_per_image,
+            det_cfg,
+            rng,
+            det / "images" / "train",
+            det / "labels" / "train",
+        )
+    elif kind == "img2img" and n_syn:
+        made = sorted((args.synthetic / "det" / "images").glob("*.png"))
+        if not made:
+            raise DataError(
+                f"{args.synthetic}/det: no detection variants (img2img.det is false?); "
+                f"set variants.{args.variant}.ratio or enable img2img.det"
+            )
+        order = rng.permutation(len(made))
+        for i in range(n_syn):
+            f = made[order[i % len(made)]]
+            stem = f"i2i_{i:05d}_{f.stem}"
+            link(f, det / "images" / "train" / f"{stem}.png")
+            link(args.synthetic / "det" / "labels" / f"{f.stem}.txt", det / "labels" / "train" / f"{stem}.txt")
+    return n_syn
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ("params", "real", "synthetic", "judge", "out", "metrics"):
+        ap.add_argument(f"--{name}", type=Path, required=True)
+    ap.add_argument("--variant", required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
+    if args.variant not in params.variants:
+        raise DataError(f"--variant {args.variant}: no variants.{args.variant} in {args.params}")
+    variant = params.variants[args.variant]
+    classes = json.loads((args.real / "classes.json").read_text())
+    synthetic, filtered = synthetic_images(args, params, classes)
+    real_det = args.real / "det"
     with atomic_dir(args.out) as tmp:
         counts = {f"cls_{s}": link_tree(args.real / "cls" / s, tmp / "cls" / s) for s in SPLITS}
         for f, k in synthetic:
-            add_cls_image(f, tmp / "cls" / "synthetic" / classes[k] / f.name, *fit)
+            add_cls_image(
+                f, tmp / "cls" / "synthetic" / classes[k] / f.name, params.data.image_size, params.data.channels
+            )
         counts["cls_synthetic"] = len(synthetic)
-        real_det = args.real / "det"
         for split in SPLITS:
             counts[f"det_{split}"] = link_tree(real_det / "images" / split, tmp / "det" / "images" / split)
             link_tree(real_det / "labels" / split, tmp / "det" / "labels" / split)
         real_canvases = sorted((real_det / "images" / "train").glob("*.png"))
-        n_syn = round(variant.ratio * len(real_canvases))
-        if kind in ("txt2img", "real") and n_syn:
-            with Image.open(real_canvases[0]) as first:
-                max_side = max(8, round(det_cfg.max_object_size * first.width))  # as place_digits sizes them
-            cutouts = [cutout(f, a.paste_threshold, max_side) for f, _ in synthetic]
-            classes_of = np.array([k for _, k in synthetic])
-            xpaste(
-                real_canvases,
-                real_det / "labels" / "train",
-                cutouts,
-                classes_of,
-                n_syn,
-                a.paste_per_image,
-                det_cfg,
-                rng,
-                tmp / "det/images/train",
-                tmp / "det/labels/train",
-            )
-        elif kind == "img2img" and n_syn:
-            made = sorted((args.synthetic / "det" / "images").glob("*.png"))
-            if not made:
-                raise DataError(
-                    f"{args.synthetic}/det: no detection variants (img2img.det is false?); "
-                    f"set variants.{args.variant}.ratio or enable img2img.det"
-                )
-            order = rng.permutation(len(made))
-            for i in range(n_syn):  # cycles through the variants when the ratio asks for more
-                f = made[order[i % len(made)]]
-                stem = f"i2i_{i:05d}_{f.stem}"
-                link(f, tmp / "det/images/train" / f"{stem}.png")
-                link(args.synthetic / "det" / "labels" / f"{f.stem}.txt", tmp / "det/labels/train" / f"{stem}.txt")
-        counts["det_synthetic"] = n_syn
+        counts["det_synthetic"] = synthetic_canvases(args, params, synthetic, real_canvases, tmp / "det")
         spec = {s: f"images/{s}" for s in SPLITS} | {
             "names": dict(enumerate(classes)),
             "real_train_images": len(real_canvases),
         }
         (tmp / "det" / "data.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-        info = {"variant": args.variant, "source": variant.source, "ratio": variant.ratio, "counts": counts}
-        write_json(tmp / "variant.json", info)
+        write_json(
+            tmp / "variant.json",
+            {"variant": args.variant, "source": variant.source, "ratio": variant.ratio, "counts": counts},
+        )
         shutil.copy2(args.real / "classes.json", tmp / "classes.json")
     write_json(args.metrics, {"counts": counts, "filter": filtered})
     log.info("%s: %s; filter kept %d, dropped %d", args.variant, counts, filtered["kept"], filtered["dropped"])

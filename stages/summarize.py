@@ -33,7 +33,7 @@ from synthaug.cli import run
 from synthaug.errors import DataError
 from synthaug.files import write_csv, write_json
 from synthaug.metrics import BASELINE, METRICS
-from synthaug.params import load_params
+from synthaug.params import Params, load_params
 
 log = logging.getLogger("summarize")
 ALPHA = 0.05  # family-wise error rate of the Holm-adjusted decisions
@@ -80,21 +80,10 @@ def read_json(path: Path) -> dict:
         raise DataError(f"{path}: cannot read ({exc}); run `dvc repro`") from None
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--eval", type=Path, required=True)
-    ap.add_argument("--quality", type=Path, required=True)
-    ap.add_argument("--study", type=Path, required=True)
-    ap.add_argument("--survival", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--study-plot", type=Path, required=True)
-    args = ap.parse_args(argv)
-    params = load_params(args.params)
+def compare(params: Params, evals: dict[str, dict], reference: str | None) -> dict[str, dict]:
+    """Per variant and metric (synthaug.metrics): mean ± CI over seeds, the paired difference to the
+    baseline with its p-value, and to the real reference."""
     seeds = {"resnet": params.train_resnet.seeds, "yolo": params.train_yolo.seeds}
-    evals = {v: read_json(args.eval / f"{v}.json") for v in params.variants}
-    reference = next((v for v, cfg in params.variants.items() if cfg.source == "real/pool"), None)
-
     model_of = {m.name: m.model for m in METRICS}
 
     def per_seed(variant: str, metric: str) -> list[float] | None:
@@ -104,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return [evals[variant][model][f"seed{s}"][metric] for s in seeds[model]]
 
     variants = {}
-    for v in params.variants:
-        variants[v] = {"source": params.variants[v].source, "ratio": params.variants[v].ratio}
+    for v, cfg in params.variants.items():
+        variants[v] = {"source": cfg.source, "ratio": cfg.ratio}
         for metric in model_of:
             values = per_seed(v, metric)
             if values is None:
@@ -116,7 +105,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             if reference and v not in (BASELINE, reference) and per_seed(reference, metric) is not None:
                 row["diff_vs_real"] = paired(values, per_seed(reference, metric))
             variants[v][metric] = row
-    for metric in model_of:
+    return variants
+
+
+def adjust(variants: dict[str, dict], reference: str | None) -> None:
+    """Holm's adjustment over the variants compared on each metric (``p_holm``, ``beats_baseline``),
+    and each gain as a share of the real reference's (``worth_vs_real``), in place."""
+    for metric in (m.name for m in METRICS):
         compared = {
             v: row[metric]["diff_vs_baseline"]
             for v, row in variants.items()
@@ -131,8 +126,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             if "diff_vs_real" in row.get(metric, {}):
                 gain = row[metric]["diff_vs_baseline"]["mean"]
                 row[metric]["worth_vs_real"] = round(gain / real_gain, 4) if real_gain and real_gain > 0 else None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ("params", "eval", "quality", "study", "survival", "out", "study-plot"):
+        ap.add_argument(f"--{name}", type=Path, required=True)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    evals = {v: read_json(args.eval / f"{v}.json") for v in params.variants}
+    reference = next((v for v, cfg in params.variants.items() if cfg.source == "real/pool"), None)
+    variants = compare(params, evals, reference)
+    adjust(variants, reference)
     steps = {
-        v: [evals[v]["yolo"][f"seed{s}"]["optimizer_steps"] for s in seeds["yolo"]] for v in params.train_yolo.variants
+        v: [evals[v]["yolo"][f"seed{s}"]["optimizer_steps"] for s in params.train_yolo.seeds]
+        for v in params.train_yolo.variants
     }
     budget = {"yolo_optimizer_steps": steps, "yolo_equal": len({n for runs in steps.values() for n in runs}) == 1}
     if not budget["yolo_equal"]:
@@ -144,12 +152,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     for kind, name in sources:
         if kind == "img2img" and params.img2img.det:
             quality[f"img2img/{name}"] |= read_json(args.survival / f"{name}.json")
-    study_rows = []
-    for scheduler in params.txt2img.schedulers:
-        for point in read_json(args.study / f"{scheduler}.json").values():
-            study_rows.append({"scheduler": scheduler, **point})
-    summary = {"variants": variants, "reference": reference, "alpha": ALPHA, "budget": budget, "quality": quality}
-    write_json(args.out, summary)
+    study_rows = [
+        {"scheduler": scheduler, **point}
+        for scheduler in params.txt2img.schedulers
+        for point in read_json(args.study / f"{scheduler}.json").values()
+    ]
+    write_json(
+        args.out, {"variants": variants, "reference": reference, "alpha": ALPHA, "budget": budget, "quality": quality}
+    )
     write_csv(args.study_plot, study_rows)
     for v, row in variants.items():
         if v != BASELINE:
