@@ -1,0 +1,372 @@
+"""The report's parts (stage ``report``): the verdict in words, the results, quality and study
+tables (HTML, and Markdown for the README), training curves, galleries of every synthetic source,
+where each real split came from, and provenance — every image inlined as a data: URI."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import html
+import io
+import json
+import logging
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from synthaug.cli import read_timings  # noqa: E402
+from synthaug.files import write_bytes
+from synthaug.images import contact_sheet, read_yolo_boxes  # noqa: E402
+from synthaug.metrics import METRICS
+from synthaug.params import Params  # noqa: E402
+from synthaug.resume import read_jsonl  # noqa: E402
+
+log = logging.getLogger("report")
+METRIC_LABELS = {m.name: m.label for m in METRICS}  # both renderings (HTML and Markdown) follow the spec
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;
+color:#1d1d1f;padding:0 16px}
+h1{font-size:24px;margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+table{border-collapse:collapse;margin:8px 0 16px}th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:right}
+th:first-child,td:first-child{text-align:left}thead th{background:#f5f5f7}
+.gain{color:#0a7d28;font-weight:600}.loss{color:#b3261e;font-weight:600}.muted{color:#777}
+.gallery img,.plot img{image-rendering:pixelated;display:block}.gallery td{text-align:left;vertical-align:middle}
+.gallery img{height:auto;max-width:100%}figure{margin:0 0 16px}figcaption{color:#555}
+code{background:#f5f5f7;padding:1px 4px;border-radius:3px}
+"""
+
+
+def data_uri(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def figure_uri(fig: plt.Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def strip(files: Sequence[Path], boxes: Sequence[Sequence[Sequence[float]]] | None = None, tile: int = 64) -> str:
+    """One gallery row: a contact sheet of ``files`` as an <img> (boxes drawn if given)."""
+    tiles = [Image.open(f) for f in files]
+    sheet = contact_sheet(tiles, columns=max(1, len(tiles)), boxes=boxes, tile=tile)
+    return f'<img alt="gallery row" src="{data_uri(sheet)}" width="{sheet.width}">'
+
+
+def mean_text(row: dict | None, signed: bool = False) -> str:
+    """``mean ± half-width`` of a summary row, ``(1 seed)`` where there is no interval."""
+    if row is None:
+        return "—"
+    text = f"{row['mean']:+.3f}" if signed else f"{row['mean']:.3f}"
+    return text + (f" ± {row['ci95']:.3f}" if row["ci95"] is not None else " (1 seed)")
+
+
+def diff_text(row: dict | None) -> str:
+    """A paired difference with its interval and Holm-adjusted p-value."""
+    if row is None:
+        return "—"
+    holm = f", p_Holm {row['p_holm']:.3f}" if row.get("p_holm") is not None else ""
+    return mean_text(row, True) + holm
+
+
+def fmt(row: dict | None, signed: bool = False, alpha: float = 0.0) -> str:
+    """:func:`mean_text` (or :func:`diff_text`) for HTML: a difference that survives Holm's
+    adjustment at ``alpha`` is coloured; one whose interval merely excludes 0 is underlined."""
+    text = html.escape(diff_text(row) if signed else mean_text(row)).replace(
+        "(1 seed)", '<span class="muted">(1 seed)</span>'
+    )
+    if signed and row is not None and row.get("p_holm") is not None and row["p_holm"] < alpha:
+        return f'<span class="{"gain" if row["mean"] > 0 else "loss"}">{text}</span>'
+    if signed and row is not None and row["ci95"] is not None and abs(row["mean"]) > row["ci95"]:
+        return f"<u>{text}</u>"
+    return text
+
+
+def verdict(summary: dict) -> list[str]:
+    """The answer in words: which variants beat the baseline after Holm's adjustment, per metric,
+    and what each synthetic variant's gain is worth against the real reference's."""
+    lines = []
+    for m, label in METRIC_LABELS.items():
+        rows = {v: r[m] for v, r in summary["variants"].items() if m in r and "diff_vs_baseline" in r[m]}
+        if not rows:
+            continue
+        winners = [v for v, r in rows.items() if r["diff_vs_baseline"].get("beats_baseline")]
+        n = len(rows)
+        if winners:
+            parts = [
+                f"{v} ({r['diff_vs_baseline']['mean']:+.3f}, p_Holm {r['diff_vs_baseline']['p_holm']:.3f})"
+                for v, r in rows.items()
+                if v in winners
+            ]
+            text = f"{label}: {', '.join(parts)} beat{'s' if len(winners) == 1 else ''} the baseline"
+        else:
+            text = f"{label}: no variant beats the baseline"
+        text += f" after Holm's adjustment over {n} comparisons (α = {summary['alpha']:g})."
+        ref = summary.get("reference")
+        if ref in rows:
+            worth = [f"{v} {r['worth_vs_real']:.2f}" for v, r in rows.items() if r.get("worth_vs_real") is not None]
+            if rows[ref]["diff_vs_baseline"].get("beats_baseline") and worth:
+                text += (
+                    f" Each synthetic variant's gain as a share of the real reference's ({ref}, the same "
+                    "number of real images): " + ", ".join(worth) + "."
+                )
+            elif worth:
+                text += (
+                    f" The real reference ({ref}) does not beat the baseline either: no exchange rate to real images."
+                )
+        lines.append(text)
+    steps = summary["budget"]["yolo_optimizer_steps"]
+    counts = sorted({n for runs in steps.values() for n in runs})
+    lines.append(
+        f"Every detector took {counts[0]} optimiser steps."
+        if summary["budget"]["yolo_equal"]
+        else f"Warning: the detectors took different numbers of optimiser steps ({counts}); their "
+        "comparison is not fair."
+    )
+    return lines
+
+
+def results_table(summary: dict) -> str:
+    head = "".join(f"<th>{label}</th><th>Δ vs baseline</th>" for label in METRIC_LABELS.values())
+    rows = []
+    for name, v in summary["variants"].items():
+        cells = "".join(
+            f"<td>{fmt(v.get(m))}</td><td>{fmt(v.get(m, {}).get('diff_vs_baseline'), True, summary['alpha'])}</td>"
+            for m in METRIC_LABELS
+        )
+        rows.append(
+            f"<tr><td><b>{html.escape(name)}</b><br><span class='muted'>{html.escape(v['source'])}, "
+            f"ratio {v['ratio']:g}</span></td>{cells}</tr>"
+        )
+    said = "".join(f"<li>{html.escape(line)}</li>" for line in verdict(summary))
+    return (
+        f'<ul id="verdict">{said}</ul>'
+        f'<table id="results"><thead><tr><th>variant</th>{head}</tr></thead><tbody>{"".join(rows)}'
+        "</tbody></table><p class='muted'>Mean over seeds ± half-width of the 95% Student-t interval; Δ is "
+        "the paired difference to <code>baseline</code> with the same seed, with its paired t-test p-value "
+        "adjusted by Holm's method over all variants on that metric. Green/red: significant after "
+        "adjustment; underlined: the interval alone excludes 0. — : no detector trained for this variant "
+        "(<code>train_yolo.variants</code>). <code>real_pool</code> adds the same number of <em>real</em> "
+        "digits from the pool the builtin generator learned from: a synthetic variant should be read "
+        "against it.</p>"
+    )
+
+
+def data_section(real: Path) -> str:
+    """Where each real split came from (prepare's ``splits.json``), and what that means for reading
+    the results when the user's data has no separate pool."""
+    origin = json.loads((real / "splits.json").read_text())
+    rows = "".join(
+        f"<tr><td>{kind}/{html.escape(split)}</td><td>{html.escape(text)}</td></tr>"
+        for kind, splits in origin.items()
+        for split, text in splits.items()
+    )
+    note = ""
+    if origin["cls"]["pool"].startswith("the train split"):
+        note = (
+            "<p><b>The pool is the train split itself</b> (no <code>cls/pool/</code> folder): the builtin "
+            "generator learned from the train images, and <code>real/pool</code> adds copies of them, not new "
+            "images — it is no real-data reference here. Give a <code>pool/</code> folder for one.</p>"
+        )
+    return f"<table id='splits'><thead><tr><th>split</th><th>from</th></tr></thead><tbody>{rows}</tbody></table>{note}"
+
+
+def quality_table(summary: dict) -> str:
+    cols = [
+        ("conditional_accuracy", "conditional accuracy", "{:.3f}"),
+        ("frechet_distance", "Fréchet distance", "{:.2f}"),
+        ("cas", "CAS", "{:.3f}"),
+        ("seconds_per_image", "s / image", "{:.4f}"),
+        ("box_survival", "box survival", "{:.3f}"),
+        ("box_recall_real", "detector recall on real", "{:.3f}"),
+    ]
+    rows = []
+    for source, q in summary["quality"].items():
+        cells = "".join(f"<td>{f.format(q[k]) if k in q else '—'}</td>" for k, _, f in cols)
+        rows.append(f"<tr><td>{html.escape(source)}</td>{cells}</tr>")
+    head = "".join(f"<th>{label}</th>" for _, label, _ in cols)
+    return f'<table id="quality"><thead><tr><th>source</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def study_section(rows: list[dict], png: Path) -> str:
+    schedulers = sorted({r["scheduler"] for r in rows}, key=[r["scheduler"] for r in rows].index)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for ax, (key, label) in zip(
+        axes,
+        (
+            ("conditional_accuracy", "conditional accuracy ↑"),
+            ("frechet_distance", "Fréchet distance ↓"),
+            ("seconds_per_image", "seconds per image"),
+        ),
+    ):
+        for s in schedulers:
+            pts = sorted((int(r["steps"]), float(r[key])) for r in rows if r["scheduler"] == s)
+            ax.plot(*zip(*pts), marker="o", label=s)
+        ax.set_xlabel("sampling steps")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    uri = figure_uri(fig)
+    write_bytes(png, base64.b64decode(uri.split(",", 1)[1]))  # the same plot, for the README
+    body = "".join(
+        f"<tr><td>{html.escape(r['scheduler'])}</td><td>{r['steps']}</td>"
+        f"<td>{float(r['conditional_accuracy']):.3f}</td><td>{float(r['frechet_distance']):.2f}</td>"
+        f"<td>{float(r['seconds_per_image']):.4f}</td></tr>"
+        for r in rows
+    )
+    return (
+        f'<figure class="plot"><img id="study-plot" alt="scheduler study" src="{uri}" '
+        'width="100%"><figcaption>Quality and cost against sampling steps, one line per scheduler.'
+        '</figcaption></figure><table id="study"><thead><tr><th>scheduler</th><th>steps</th>'
+        "<th>conditional accuracy</th><th>Fréchet distance</th><th>s / image</th></tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def curves_section(resnet: Path, params: Params) -> str:
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    for variant in params.variants:
+        runs = []
+        for seed in params.train_resnet.seeds:
+            with open(resnet / variant / f"seed{seed}" / "history.csv") as fh:
+                runs.append([(int(r["step"]), float(r["val_accuracy"])) for r in csv.DictReader(fh)])
+        steps = [s for s, _ in runs[0]]
+        ax.plot(steps, [sum(r[i][1] for r in runs) / len(runs) for i in range(len(steps))], label=variant)
+    ax.set_xlabel("step")
+    ax.set_ylabel("val accuracy (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return f'<figure class="plot"><img alt="training curves" src="{figure_uri(fig)}" width="640"></figure>'
+
+
+def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> str:
+    k = params.report.gallery_per_class
+    out = ["<h3>txt2img: the same prompts and seeds per scheduler and step count</h3><table class='gallery'>"]
+    first = params.txt2img.schedulers[0]
+    pick = [sorted((args.study / first / str(params.study.steps[0]) / c).glob("*.png"))[:k] for c in classes]
+    names = [f"{f.parent.name}/{f.name}" for files in pick for f in files]
+    for scheduler in params.txt2img.schedulers:
+        for steps in params.study.steps:
+            files = [args.study / scheduler / str(steps) / n for n in names]
+            out.append(f"<tr><td>{scheduler}, {steps} steps</td><td>{strip(files)}</td></tr>")
+    out.append("</table><h3>img2img: each strength next to its source</h3><table class='gallery'>")
+    strengths = [f"{s:g}" for s in params.img2img.strengths]
+    manifest = read_jsonl(args.synthetic / "img2img" / strengths[0] / "cls" / "manifest.jsonl")
+    chosen = [
+        r
+        for c in range(len(classes))
+        for r in [m for m in manifest if m["class"] == c and m["file"].endswith("-v0.png")][:k]
+    ]
+    out.append(f"<tr><td>source (real)</td><td>{strip([args.real / r['source'] for r in chosen])}</td></tr>")
+    for s in strengths:
+        files = [args.synthetic / "img2img" / s / "cls" / r["file"] for r in chosen]
+        out.append(f"<tr><td>strength {s}</td><td>{strip(files)}</td></tr>")
+    canvases = sorted((args.real / "det" / "images" / "train").glob("*.png"))[:6]
+    det_rows = [
+        ("canvas (real), boxes", canvases, [args.real / "det" / "labels" / "train" / f"{f.stem}.txt" for f in canvases])
+    ]
+    for s in strengths:
+        det = args.synthetic / "img2img" / s / "det"
+        if (det / "images").is_dir():
+            files = [det / "images" / f"{f.stem}-v0.png" for f in canvases]
+            det_rows.append((f"strength {s}, kept boxes", files, [det / "labels" / f"{f.stem}.txt" for f in files]))
+    for label, files, labels in det_rows:
+        boxes = [[b for _, b in read_yolo_boxes(lab)] for lab in labels]
+        out.append(f"<tr><td>{label}</td><td>{strip(files, boxes, tile=128)}</td></tr>")
+    out.append(
+        "</table><h3>X-Paste: synthetic (and real pool) digits cut out and pasted onto real canvases</h3>"
+        "<table class='gallery'>"
+    )
+    for variant, v in params.variants.items():
+        if v.source.startswith(("txt2img/", "real/")) and v.ratio > 0:
+            det = args.datasets / variant / "det"
+            files = sorted((det / "images" / "train").glob("xpaste_*.png"))[:6]
+            boxes = [[b for _, b in read_yolo_boxes(det / "labels" / "train" / f"{f.stem}.txt")] for f in files]
+            if files:
+                out.append(f"<tr><td>{variant}</td><td>{strip(files, boxes, tile=128)}</td></tr>")
+    return "".join(out) + "</table>"
+
+
+def markdown(summary: dict, study_rows: list[dict]) -> str:
+    """The results and study tables as Markdown, for the README to quote."""
+    lines = [
+        "| variant | " + " | ".join(f"{label} | Δ vs baseline" for label in METRIC_LABELS.values()) + " |",
+        "|---" * (1 + 2 * len(METRIC_LABELS)) + "|",
+    ]
+    for name, v in summary["variants"].items():
+        lines.append(
+            f"| {name} | "
+            + " | ".join(
+                f"{mean_text(v.get(m))} | {diff_text(v.get(m, {}).get('diff_vs_baseline'))}" for m in METRIC_LABELS
+            )
+            + " |"
+        )
+    lines = [f"- {line}" for line in verdict(summary)] + [""] + lines
+    lines += [
+        "",
+        "| source | conditional accuracy | Fréchet distance | CAS | s / image | box survival "
+        "| detector recall on real |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for source, q in summary["quality"].items():
+        get = lambda k, f, q=q: f.format(q[k]) if k in q else "—"  # noqa: E731
+        lines.append(
+            f"| {source} | {get('conditional_accuracy', '{:.3f}')} | {get('frechet_distance', '{:.2f}')} | "
+            f"{get('cas', '{:.3f}')} | {get('seconds_per_image', '{:.4f}')} | {get('box_survival', '{:.3f}')} | "
+            f"{get('box_recall_real', '{:.3f}')} |"
+        )
+    lines += [
+        "",
+        "| scheduler | steps | conditional accuracy | Fréchet distance | s / image |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['scheduler']} | {r['steps']} | {float(r['conditional_accuracy']):.3f} | "
+        f"{float(r['frechet_distance']):.2f} | {float(r['seconds_per_image']):.4f} |"
+        for r in study_rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def provenance(params_path: Path, params: Params) -> str:
+    digest = hashlib.sha256(params_path.read_bytes()).hexdigest()[:16]
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
+        rev += " (uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        rev = "not a git checkout"
+    timings = read_timings()
+    rows = "".join(
+        f"<tr><td>{html.escape(stage)}</td><td>{t['seconds']:.1f}</td><td>{html.escape(t['finished'])}</td></tr>"
+        for stage, t in sorted(timings.items())
+    )
+    g = params.generate
+    return (
+        f"<table id='provenance'><tr><td>model</td><td>{html.escape(g.model)} ({g.dtype}, {g.device})</td></tr>"
+        f"<tr><td>params file sha256</td><td><code>{digest}</code></td></tr>"
+        f"<tr><td>git revision</td><td><code>{html.escape(rev)}</code></td></tr>"
+        f"<tr><td>sampling</td><td>{g.steps} steps, guidance {g.guidance:g}, batch {g.batch_size}</td></tr></table>"
+        "<h3>Per-stage timings (last run of each stage on this machine)</h3>"
+        + (
+            f"<table id='timings'><thead><tr><th>stage</th><th>seconds</th><th>finished</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+            if rows
+            else "<p class='muted'>No timings recorded yet.</p>"
+        )
+    )
