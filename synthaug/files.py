@@ -1,4 +1,4 @@
-"""Reading and writing the pipeline's small files (JSON, JSONL, CSV, text, bytes), every write
+"""Writing the pipeline's small files (JSON, CSV, text, bytes), every write
 atomic: the bytes go to a hidden temp file beside the target, which replaces it only when complete.
 A stage killed mid-write leaves the old file or none, never half of one for DVC to hash.
 (Folders are written the same way by :func:`synthaug.images.atomic_dir`.)"""
@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,6 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
-
-
 def write_csv(path: Path, rows: Sequence[dict], fieldnames: Sequence[str] | None = None) -> None:
     """A header and one line per row dict (the csv module's own dialect: CRLF line ends), as DVC
     plots read it."""
@@ -48,11 +44,3 @@ def write_csv(path: Path, rows: Sequence[dict], fieldnames: Sequence[str] | None
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buf.getvalue())
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
