@@ -20,11 +20,13 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synthaug.dag import Dag  # noqa: E402
 from synthaug.offline import harden  # noqa: E402
 
 harden()
-from synthaug.diffusion import from_uint8, load_backend, make_scheduler  # noqa: E402
+from synthaug.diffusion import Sampling, from_uint8, load_backend  # noqa: E402
 from synthaug.images import image_folder, load_array  # noqa: E402
+from synthaug.layout import Real  # noqa: E402
 from synthaug.params import load_params  # noqa: E402
 
 
@@ -73,8 +75,8 @@ def predict(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
-    ap.add_argument("--real", type=Path, default=Path("data/real"))
-    ap.add_argument("--model", type=Path, default=Path("models/builtin"))
+    ap.add_argument("--real", type=Path, default=Dag().arg("prepare", "--out"))
+    ap.add_argument("--model", type=Path, default=Dag().arg("pretrain", "--out"))
     ap.add_argument("--scheduler", default="ddim")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--per-class", type=int, default=100)
@@ -82,12 +84,13 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     params = load_params(args.params)
-    classes = json.loads((args.real / "classes.json").read_text())
+    real = Real(args.real)
+    classes = real.classes()
     mode = "L" if params.data.channels == 1 else "RGB"
     t0 = time.perf_counter()
-    x_pool, y_pool = load_split(args.real / "cls" / "pool", classes, mode)
+    x_pool, y_pool = load_split(real.cls("pool"), classes, mode)
     judge = train_judge(x_pool, y_pool, len(classes), args.epochs, params.seed)
-    x_test, y_test = load_split(args.real / "cls" / "test", classes, mode)
+    x_test, y_test = load_split(real.cls("test"), classes, mode)
     judge_acc = (predict(judge, x_test) == y_test).float().mean().item()
     print(
         f"judge: trained on {len(x_pool)} real pool images in {time.perf_counter() - t0:.0f} s; "
@@ -101,8 +104,8 @@ def main() -> None:
     t0 = time.perf_counter()
     samples = []
     for i in range(0, len(records), 100):
-        scheduler, kw = make_scheduler(args.scheduler, model.scheduler_config, options)
-        samples.append(model.txt2img(records[i : i + 100], scheduler, args.steps, params.generate.guidance, kw))
+        sampling = Sampling.of(args.scheduler, model.scheduler_config, options, args.steps, params.generate.guidance)
+        samples.append(model.txt2img(records[i : i + 100], sampling))
     seconds = (time.perf_counter() - t0) / len(records)
     pred = predict(judge, from_uint8(np.concatenate(samples)))
     truth = torch.tensor(ids)

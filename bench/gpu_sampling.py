@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 from synthaug.offline import harden  # noqa: E402
 
 harden()
-from synthaug.diffusion import Backend, DiffusersBackend, load_backend, make_scheduler  # noqa: E402
+from synthaug.diffusion import Backend, DiffusersBackend, Sampling, load_backend  # noqa: E402
+from tests.tiny_models import sd_pipeline  # noqa: E402  (SD 1.x parts into a pipeline, as the tests build it)
 
 log = logging.getLogger("gpu_sampling")
 
@@ -37,7 +38,7 @@ def sd15(dtype: torch.dtype, device: str = "cuda") -> DiffusersBackend:
     """Stable Diffusion 1.5's architecture with random weights, built on the GPU (nothing downloaded)."""
     import tempfile
 
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     chars = "abcdefghijklmnopqrstuvwxyz"
@@ -65,24 +66,7 @@ def sd15(dtype: torch.dtype, device: str = "cuda") -> DiffusersBackend:
             layers_per_block=2,
             sample_size=512,
         )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    ).to(dtype=dtype)
+    pipe = sd_pipeline(vae, text_encoder, tokenizer, unet).to(dtype=dtype)
     return DiffusersBackend(pipe, 512)
 
 
@@ -95,10 +79,8 @@ def records(n: int, offset: int = 0) -> list[dict]:
 
 def measure(backend: Backend, scheduler_name: str, steps: int, batch: int, images: int) -> dict:
     def run(recs: list[dict]) -> None:
-        scheduler, kwargs = make_scheduler(
-            scheduler_name, backend.scheduler_config, {"skip_prk_steps": True} if scheduler_name == "pndm" else {}
-        )
-        backend.txt2img(recs, scheduler, steps, 2.0, kwargs)
+        options = {"skip_prk_steps": True} if scheduler_name == "pndm" else {}
+        backend.txt2img(recs, Sampling.of(scheduler_name, backend.scheduler_config, options, steps, 2.0))
 
     run(records(batch))  # warm-up: cuDNN autotuning, torch.compile
     torch.cuda.synchronize()

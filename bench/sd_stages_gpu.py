@@ -28,6 +28,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from synthaug.layout import Real, Source  # noqa: E402
 from synthaug.offline import harden  # noqa: E402
 
 harden()
@@ -149,7 +150,7 @@ def main() -> None:
             "--metrics",
             work / "txt2img.json",
         )
-    timing = json.loads((work / "txt2img.json").read_text())["images"]
+    timing = json.loads((work / "txt2img.json").read_text())["cls"]
     rows["txt2img"] = {
         "images": timing["images"],
         "wall_s": round(wall, 1),
@@ -158,15 +159,16 @@ def main() -> None:
         "png_mb_per_1000": png_mb_per_1000(work / "txt2img"),
     }
     # img2img remakes "real" train images: half of the txt2img ones, laid out as prepare lays them out
-    real = work / "real"
+    real = Real(work / "real")
     for name in CLASSES:
-        for f in sorted((work / "txt2img" / name).glob("*.png"))[: max(1, params["prompts"]["per_class"] // 2)]:
-            (real / "cls" / "train" / name).mkdir(parents=True, exist_ok=True)
-            (real / "cls" / "train" / name / f.name).write_bytes(f.read_bytes())
+        made = sorted((Source(work / "txt2img").cls / name).glob("*.png"))
+        for f in made[: max(1, params["prompts"]["per_class"] // 2)]:
+            (real.cls("train") / name).mkdir(parents=True, exist_ok=True)
+            (real.cls("train") / name / f.name).write_bytes(f.read_bytes())
     for split in ("train", "val"):
-        for kind in ("images", "labels"):
-            (real / "det" / kind / split).mkdir(parents=True, exist_ok=True)
-    (real / "classes.json").write_text(json.dumps(CLASSES))
+        real.det.images(split).mkdir(parents=True, exist_ok=True)
+        real.det.labels(split).mkdir(parents=True, exist_ok=True)
+    real.classes_file.write_text(json.dumps(CLASSES))
     with GpuPeak() as peak:
         wall = stage(
             "img2img",
@@ -175,7 +177,7 @@ def main() -> None:
             "--strength",
             args.strength,
             "--real",
-            real,
+            real.root,
             "--builtin",
             work / "unused",
             "--out",
@@ -189,7 +191,7 @@ def main() -> None:
         "wall_s": round(wall, 1),
         "sampling_s_per_image": timing["seconds_per_image"],
         "gpu_peak_mib": peak.peak,
-        "png_mb_per_1000": png_mb_per_1000(work / "img2img" / "cls"),
+        "png_mb_per_1000": png_mb_per_1000(Source(work / "img2img").cls),
     }
     from PIL import Image
 

@@ -7,7 +7,6 @@ over the same images, same model, batch and optimiser). Goal: stage ≥ 0.95× p
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -16,9 +15,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synthaug.dag import Dag  # noqa: E402
 from synthaug.offline import harden  # noqa: E402
 
 harden()
+from synthaug.layout import Dataset  # noqa: E402
 from synthaug.params import load_params  # noqa: E402
 from synthaug.resnet import build_resnet, load_folder, normalise, train  # noqa: E402
 
@@ -47,13 +48,14 @@ def plain_loop(x: torch.Tensor, y: torch.Tensor, cfg, steps: int, n_classes: int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
-    ap.add_argument("--data", type=Path, default=Path("data/datasets/ddim"))
+    ap.add_argument("--data", type=Path, default=Dag().arg("assemble@ddim", "--out"))
     ap.add_argument("--steps", type=int, default=40)
     args = ap.parse_args()
     cfg = load_params(args.params).train_resnet
-    classes = json.loads((args.data / "classes.json").read_text())
-    real = load_folder(args.data / "cls" / "train", classes)
-    syn = load_folder(args.data / "cls" / "synthetic", classes)
+    dataset = Dataset(args.data)
+    classes = dataset.classes()
+    real = load_folder(dataset.cls("train"), classes)
+    syn = load_folder(dataset.cls("synthetic"), classes)
     x, y = torch.cat([real[0], syn[0]]), torch.cat([real[1], syn[1]])
     plain = plain_loop(x, y, cfg, args.steps, len(classes))
     torch.manual_seed(0)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synthaug.dag import Dag  # noqa: E402
 from synthaug.offline import harden  # noqa: E402
 
 harden()
@@ -25,7 +26,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DModel  # noqa: E402
 
 from stages import txt2img  # noqa: E402
 from stages.prompts import make_records  # noqa: E402
-from synthaug.diffusion import load_backend, make_scheduler  # noqa: E402
+from synthaug.diffusion import Sampling, load_backend  # noqa: E402
 from synthaug.images import save_png  # noqa: E402
 from synthaug.params import load_params  # noqa: E402
 
@@ -83,15 +84,15 @@ def one_at_a_time(
     t0 = time.perf_counter()
     backend = load_backend("builtin", model)
     for r in records:
-        s, kw = make_scheduler(scheduler, backend.scheduler_config, options)
-        save_png(backend.txt2img([r], s, steps, guidance, kw)[0], out / f"{r['id']}.png")
+        sampling = Sampling.of(scheduler, backend.scheduler_config, options, steps, guidance)
+        save_png(backend.txt2img([r], sampling)[0], out / f"{r['id']}.png")
     return time.perf_counter() - t0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
-    ap.add_argument("--model", type=Path, default=Path("models/builtin"))
+    ap.add_argument("--model", type=Path, default=Dag().arg("pretrain", "--out"))
     ap.add_argument("--scheduler", default="ddim")
     ap.add_argument("--images", type=int, default=200)
     args = ap.parse_args()

@@ -26,6 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from synthaug.dag import Dag  # noqa: E402
 from synthaug.offline import harden  # noqa: E402
 
 harden()
@@ -38,8 +39,8 @@ from synthaug.params import load_params  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
-    ap.add_argument("--data", type=Path, default=Path("data/real/det/data.yaml"))
-    ap.add_argument("--pretrained", type=Path, default=Path("models/yolo_pretrained"))
+    ap.add_argument("--data", type=Path, default=Dag().arg("pretrain_yolo", "--data"))
+    ap.add_argument("--pretrained", type=Path, default=Dag().arg("pretrain_yolo", "--out"))
     ap.add_argument("--settings", default="150:scratch,40:pretrained,60:pretrained")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--lr0", type=float, default=None, help="override train_yolo.lr0")

@@ -15,20 +15,18 @@ This is the only stage that reads the test split.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import yaml
 from sklearn.metrics import confusion_matrix, f1_score
 
-from synthaug.cli import pin_threads, run
+from synthaug.cli import parse_args, pin_threads, run
 from synthaug.detector import load_detector, validate
 from synthaug.errors import DataError
-from synthaug.files import write_csv, write_json
+from synthaug.files import read_json, write_csv, write_json
+from synthaug.layout import Real, Run
 from synthaug.metrics import MODELS, of_model
 from synthaug.params import load_params
 from synthaug.resnet import load_folder, load_trained, predict
@@ -48,44 +46,30 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
     }
 
 
-def read_budget(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "budget.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{run_dir}/budget.json: cannot read ({exc}); run `dvc repro train_yolo`") from None
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--variant", required=True)
-    ap.add_argument("--real", type=Path, required=True)
-    ap.add_argument("--resnet", type=Path, required=True)
-    ap.add_argument("--yolo", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--confusion", type=Path, required=True)
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, argv, "real", "resnet", "yolo", "out", "confusion", variant=str)
     params = load_params(args.params)
     pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
-    classes = json.loads((args.real / "classes.json").read_text())
-    x, y = load_folder(args.real / "cls" / "test", classes)
+    real = Real(args.real)
+    classes = real.classes()
+    x, y = load_folder(real.cls("test"), classes)
     if not len(x):
-        raise DataError(f"{args.real}/cls/test: no test images; run `dvc repro prepare`")
+        raise DataError(f"{real.cls('test')}: no test images; run `dvc repro prepare`")
     result: dict = {"resnet": {}, "yolo": {}}
     confusion_rows = []
     for seed in params.train_resnet.seeds:
-        net, _ = load_trained(args.resnet / f"seed{seed}")
+        net, _ = load_trained(Run.of(args.resnet, seed).root)
         pred = predict(net, x)[0].argmax(1).numpy()
         result["resnet"][f"seed{seed}"] = classification_metrics(y.numpy(), pred, classes)
         confusion_rows += [
             {"seed": seed, "actual": classes[a], "predicted": classes[p]} for a, p in zip(y.tolist(), pred)
         ]
-    data_yaml = args.real / "det" / "data.yaml"
+    data_yaml = real.det.yaml
     names = yaml.safe_load(data_yaml.read_text())["names"]
     detector_seeds = params.train_yolo.seeds if args.variant in params.train_yolo.variants else ()
     for seed in detector_seeds:
-        run_dir = args.yolo / args.variant / f"seed{seed}"
-        yolo = load_detector(run_dir, params.train_yolo.model, names)
+        run_dir = Run.of(args.yolo, seed, args.variant)
+        yolo = load_detector(run_dir.root, params.train_yolo.model, names)
         m = validate(yolo, data_yaml, "test", params.train_yolo.imgsz)
         ap50 = dict(zip(m.box.ap_class_index.tolist(), m.box.ap50.tolist()))
         ap = dict(zip(m.box.ap_class_index.tolist(), m.box.ap.tolist()))
@@ -94,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "mAP50-95": round(float(m.box.map), 6),
             "per_class_AP50": {names[k]: round(float(ap50.get(k, 0.0)), 6) for k in sorted(names)},
             "per_class_AP50-95": {names[k]: round(float(ap.get(k, 0.0)), 6) for k in sorted(names)},
-            "optimizer_steps": read_budget(run_dir)["optimizer_steps"],
+            "optimizer_steps": read_json(run_dir.budget)["optimizer_steps"],
         }
     for model in MODELS:
         keys, seeds = of_model(model), result[model]

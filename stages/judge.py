@@ -11,16 +11,14 @@ assemble's ``filter.min_confidence`` all use it. Trained with the same loop as t
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
-from synthaug.cli import pin_threads, run
+from synthaug.cli import parse_args, pin_threads, run
 from synthaug.errors import DataError
+from synthaug.layout import read_classes
 from synthaug.params import load_params
 from synthaug.resnet import build_resnet, load_folder, save_trained, train
 
@@ -28,17 +26,11 @@ log = logging.getLogger("judge")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--train", type=Path, required=True)
-    ap.add_argument("--val", type=Path, required=True)
-    ap.add_argument("--classes", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, argv, "train", "val", "classes", "out")
     params = load_params(args.params)
     pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
     cfg = params.judge
-    classes = json.loads(args.classes.read_text())
+    classes = read_classes(args.classes)
     torch.manual_seed(params.seed)
     torch.use_deterministic_algorithms(True)
     real, val = load_folder(args.train, classes), load_folder(args.val, classes)

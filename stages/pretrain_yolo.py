@@ -13,8 +13,6 @@ in every variant and the comparison between variants is untouched — they all s
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import shutil
 import tempfile
@@ -23,45 +21,44 @@ from pathlib import Path
 
 import yaml
 
-from synthaug.cli import run
+from synthaug.cli import parse_args, run
 from synthaug.detector import DetectorBudget, train_detector
 from synthaug.errors import DataError
+from synthaug.files import write_json, write_text
 from synthaug.images import atomic_dir
+from synthaug.layout import Detection, Run
 from synthaug.params import load_params
 
 log = logging.getLogger("pretrain_yolo")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, argv, "data", "out")
     params = load_params(args.params)
     c = params.pretrain_yolo
     if not args.data.is_file():
         raise DataError(f"{args.data}: missing; run `dvc repro prepare`")
     spec = yaml.safe_load(args.data.read_text())
     root = args.data.parent.resolve()
-    pool_dir = spec.get("pool", "images/pool")
+    pool_dir = spec.get("pool") or str(Detection(Path()).images("pool"))
     pool = sorted((root / pool_dir).glob("*.png"))
     if not pool:
         raise DataError(f"{root / pool_dir}: no canvases; run `dvc repro prepare`")
     budget = DetectorBudget.of(c, params.train_yolo.model, params.train_yolo.device, params.launch.training.threads)
     work = Path(tempfile.mkdtemp(prefix="synthaug-pretrain-yolo-"))
     try:
-        data = work / "data.yaml"
-        data.write_text(
+        data = Detection(work).yaml
+        write_text(
+            data,
             yaml.safe_dump(
                 {"path": str(root), "train": pool_dir, "val": spec["val"], "names": spec["names"]}, sort_keys=False
-            )
+            ),
         )
         (work / "run").mkdir()
         result = train_detector(data, work / "run", budget, params.seed, len(pool), len(pool), single_cls=True)
         with atomic_dir(args.out) as tmp:
-            shutil.copy2(work / "run" / "model.safetensors", tmp / "model.safetensors")
-            (tmp / "budget.json").write_text(json.dumps(result | {"model": budget.model}, indent=2) + "\n")
+            shutil.copy2(Run(work / "run").weights, Run(tmp).weights)
+            write_json(Run(tmp).budget, result | {"model": budget.model})
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info(

@@ -9,14 +9,12 @@ hash of (seed, class name, i), so it never depends on batch position or on the o
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
-from synthaug.cli import run
-from synthaug.files import write_text
+from synthaug.cli import parse_args, run
+from synthaug.files import write_jsonl
+from synthaug.layout import read_classes
 from synthaug.params import PromptsParams, load_params
 from synthaug.resume import stable_seed
 
@@ -44,14 +42,10 @@ def make_records(classes: Sequence[str], p: PromptsParams, base_seed: int) -> li
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--classes", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, argv, "classes", "out")
     params = load_params(args.params)
-    records = make_records(json.loads(args.classes.read_text()), params.prompts, params.seed)
-    write_text(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))  # prompts stay readable
+    records = make_records(read_classes(args.classes), params.prompts, params.seed)
+    write_jsonl(args.out, records)
     log.info("wrote %d prompts to %s", len(records), args.out)
 
 

@@ -1,6 +1,6 @@
 """Stage ``quality_txt2img@<scheduler>`` / ``quality_img2img@<strength>``: how good one synthetic source is.
 
-Inputs:  ``--synthetic`` (data/synthetic/<kind>/<name>: images + ``manifest.jsonl``), ``--timing``
+Inputs:  ``--synthetic`` (data/synthetic/<kind>/<name>: ``cls/`` images + ``cls/manifest.jsonl``), ``--timing``
          (metrics/generate/<kind>/<name>.json), ``--judge``
          (models/judge), ``--real`` (data/real: ``cls/val``, ``classes.json``)
 Outputs: ``--out`` (metrics/quality/<kind>/<name>.json, DVC metrics):
@@ -18,18 +18,16 @@ the test split is touched by the evaluate stage alone.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
-from synthaug.cli import pin_threads, run
+from synthaug.cli import parse_args, pin_threads, run
 from synthaug.errors import DataError
-from synthaug.files import write_json
+from synthaug.files import read_json, write_json
 from synthaug.images import image_folder
+from synthaug.layout import Real, Source
 from synthaug.params import Params, load_params
 from synthaug.quality import judge_scores
 from synthaug.resnet import accuracy, build_resnet, load_folder, load_images, load_trained, predict, train
@@ -38,44 +36,35 @@ log = logging.getLogger("quality")
 
 
 def classification_accuracy_score(
-    images: torch.Tensor, labels: torch.Tensor, real: Path, classes: list[str], params: Params
+    images: torch.Tensor, labels: torch.Tensor, val: tuple, classes: list[str], params: Params
 ) -> float:
     """Train on synthetic only (train_resnet's budget, ``seed``), score on real val images."""
     torch.manual_seed(params.seed)
     net = build_resnet(params.train_resnet, len(classes))
-    val = load_folder(real / "cls" / "val", classes)
     empty = (images[:0], labels[:0])
     train(net, (images, labels), empty, val, 0.0, params.train_resnet, params.seed, desc="CAS")
     return accuracy(net, *val)  # the final model: val is logged during training, never used to select
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--synthetic", type=Path, required=True)
-    ap.add_argument("--timing", type=Path, required=True, help="the generation stage's sampling-time metrics")
-    ap.add_argument("--judge", type=Path, required=True)
-    ap.add_argument("--real", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, argv, "synthetic", "timing", "judge", "real", "out")
     params = load_params(args.params)
     pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
-    classes = json.loads((args.real / "classes.json").read_text())
-    manifest = args.synthetic / ("cls" if (args.synthetic / "cls").is_dir() else "") / "manifest.jsonl"
-    if not manifest.is_file():
-        raise DataError(f"{manifest}: missing; generate {args.synthetic} first (`dvc repro`)")
-    files = image_folder(manifest.parent, classes)
+    real, source = Real(args.real), Source(args.synthetic)
+    classes = real.classes()
+    if not source.manifest.is_file():
+        raise DataError(f"{source.manifest}: missing; generate {args.synthetic} first (`dvc repro`)")
+    files = image_folder(source.cls, classes)
     if len(files) < 2:
-        raise DataError(f"{manifest.parent}: {len(files)} synthetic images; the scores need at least 2")
+        raise DataError(f"{source.cls}: {len(files)} synthetic images; the scores need at least 2")
     fit = (params.data.image_size, params.data.channels)  # as assemble makes them dataset images
     images, labels = load_images([f for f, _ in files], fit), torch.tensor([k for _, k in files])
     judge, _ = load_trained(args.judge)
-    real_x, _ = load_folder(args.real / "cls" / "val", classes)
-    _, real_features = predict(judge, real_x)
+    val = load_folder(real.cls("val"), classes)
+    _, real_features = predict(judge, val[0])
     result = judge_scores(judge, images, labels.tolist(), real_features)
-    timing = json.loads(args.timing.read_text())
-    result["seconds_per_image"] = timing["cls" if "cls" in timing else "images"]["seconds_per_image"]
-    result["cas"] = round(classification_accuracy_score(images, labels, args.real, classes, params), 6)
+    result["seconds_per_image"] = read_json(args.timing)["cls"]["seconds_per_image"]
+    result["cas"] = round(classification_accuracy_score(images, labels, val, classes, params), 6)
     write_json(args.out, result)
     log.info("%s: %s", args.synthetic, result)
 

@@ -2,8 +2,8 @@
 
 Inputs:  ``--pool`` (data/real/cls/pool: the digits the builtin generator learned from),
          ``--classes`` (data/real/classes.json)
-Outputs: ``--out`` (data/synthetic/real/pool): ``<class>/*.png`` + ``manifest.jsonl``, the layout of
-         a txt2img source, so a variant with ``source: real/pool`` is assembled (cls mixing, X-Paste
+Outputs: ``--out`` (data/synthetic/real/pool): ``cls/<class>/*.png`` + ``cls/manifest.jsonl``, the layout
+         of every synthetic source, so a variant with ``source: real/pool`` is assembled (cls mixing, X-Paste
          for detection) and trained exactly like a txt2img variant
 Params:  seed, real_pool.per_class
 The comparison it makes possible: the builtin generator learned from these labelled pool digits;
@@ -12,32 +12,27 @@ a synthetic variant is only worth its cost if it does better than the same numbe
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from synthaug.cli import run
+from synthaug.cli import parse_args, run
 from synthaug.errors import DataError
+from synthaug.files import write_jsonl
 from synthaug.images import atomic_dir, image_folder, link
+from synthaug.layout import Real, Source, read_classes
 from synthaug.params import load_params
 
 log = logging.getLogger("real_pool")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--pool", type=Path, required=True)
-    ap.add_argument("--classes", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, argv, "pool", "classes", "out")
     params = load_params(args.params)
     per_class = params.real_pool.per_class
-    classes = json.loads(args.classes.read_text())
+    classes = read_classes(args.classes)
     files = image_folder(args.pool, classes)
     rng = np.random.default_rng([params.seed, 11])
     rows = []
@@ -51,11 +46,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 )
             for i in sorted(rng.choice(len(members), per_class, replace=False)):
                 f = members[i]
-                link(f, tmp / name / f.name)
-                rows.append(
-                    {"file": f"{name}/{f.name}", "source": f"cls/pool/{name}/{f.name}", "class": k, "name": name}
-                )
-        (tmp / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+                link(f, Source(tmp).cls / name / f.name)
+                source = (Real(Path()).cls("pool") / name / f.name).as_posix()  # as under data/real
+                rows.append({"file": f"{name}/{f.name}", "source": source, "class": k, "name": name})
+        write_jsonl(Source(tmp).manifest, rows)
     log.info("linked %d real pool images (%d per class) into %s", len(rows), per_class, args.out)
 
 

@@ -17,16 +17,14 @@ Everything is inlined (images as data: URIs, CSS, no script), so the file works 
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
-from synthaug.cli import run
+from synthaug.cli import parse_args, run
 from synthaug.errors import DataError
-from synthaug.files import write_text
+from synthaug.files import read_json, write_text
+from synthaug.layout import Real
 from synthaug.params import load_params
 from synthaug.reporting import (
     CSS,
@@ -44,9 +42,7 @@ log = logging.getLogger("report")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in (
-        "params",
+    names = (
         "summary",
         "study-plot",
         "study",
@@ -57,14 +53,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "out",
         "markdown",
         "study-png",
-    ):
-        ap.add_argument(f"--{name}", type=Path, required=True)
-    args = ap.parse_args(argv)
+    )
+    args = parse_args(__doc__, argv, *names)
     params = load_params(args.params)
     if not args.summary.is_file():
         raise DataError(f"{args.summary}: missing; run `dvc repro summarize`")
-    summary = json.loads(args.summary.read_text())
-    classes = json.loads((args.real / "classes.json").read_text())
+    summary = read_json(args.summary)
+    classes = Real(args.real).classes()
     with open(args.study_plot) as fh:
         study_rows = list(csv.DictReader(fh))
     for path in (args.out, args.markdown, args.study_png):

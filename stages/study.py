@@ -13,24 +13,21 @@ Params:  generate.*, schedulers.<scheduler>, study.*, launch.sampling.threads (a
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from tqdm import tqdm
 
-from synthaug.cli import pin_threads, run
-from synthaug.diffusion import backend_for, make_scheduler
+from synthaug.cli import parse_args, pin_threads, run
+from synthaug.diffusion import Sampling, backend_for
 from synthaug.errors import DataError
-from synthaug.files import write_json
+from synthaug.files import read_jsonl, write_json
 from synthaug.images import atomic_dir, save_png
+from synthaug.layout import Study, read_classes
 from synthaug.params import ParamsError, load_params
 from synthaug.quality import judge_scores
 from synthaug.resnet import load_folder, load_images, load_trained, predict
-from synthaug.resume import read_jsonl
 
 log = logging.getLogger("study")
 
@@ -46,23 +43,14 @@ def first_per_class(records: list[dict], per_class: int) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--scheduler", required=True)
-    ap.add_argument("--prompts", type=Path, required=True)
-    ap.add_argument("--builtin", type=Path, required=True)
-    ap.add_argument("--judge", type=Path, required=True)
-    ap.add_argument("--real-val", type=Path, required=True)
-    ap.add_argument("--classes", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--metrics", type=Path, required=True)
-    args = ap.parse_args(argv)
+    paths = ("prompts", "builtin", "judge", "real-val", "classes", "out", "metrics")
+    args = parse_args(__doc__, argv, *paths, scheduler=str)
     params = load_params(args.params)
     g, study = params.generate, params.study
     if args.scheduler not in params.schedulers:
         raise ParamsError(f"--scheduler {args.scheduler}: no schedulers.{args.scheduler} section in {args.params}")
     options = params.schedulers[args.scheduler]
-    classes = json.loads(args.classes.read_text())
+    classes = read_classes(args.classes)
     records = first_per_class(read_jsonl(args.prompts), study.per_class)
     if not records:
         raise DataError(f"{args.prompts}: no prompt records; run `dvc repro prompts`")
@@ -78,12 +66,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 range(0, len(records), g.batch_size), desc=f"study {args.scheduler} {steps} steps", unit="batch"
             ):
                 batch = records[i : i + g.batch_size]
-                scheduler, step_kwargs = make_scheduler(args.scheduler, backend.scheduler_config, options)
+                sampling = Sampling.of(args.scheduler, backend.scheduler_config, options, steps, g.guidance)
                 t0 = time.perf_counter()
-                out = backend.txt2img(batch, scheduler, steps, g.guidance, step_kwargs)
+                out = backend.txt2img(batch, sampling)
                 seconds += time.perf_counter() - t0
                 for record, image in zip(batch, out):
-                    files.append(tmp / str(steps) / record["name"] / f"{record['id']}.png")
+                    files.append(Study(tmp).steps(steps) / record["name"] / f"{record['id']}.png")
                     save_png(image, files[-1])
             scores = judge_scores(
                 judge,

@@ -13,17 +13,15 @@ Params:  train_yolo.model, train_yolo.imgsz, quality.*, launch.training.threads
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
-from synthaug.cli import pin_threads, run
+from synthaug.cli import parse_args, pin_threads, run
 from synthaug.detector import detect, load_detector
 from synthaug.errors import DataError
 from synthaug.files import write_json
 from synthaug.images import read_yolo_boxes
+from synthaug.layout import Detection, Real, label_of
 from synthaug.params import load_params
 from synthaug.quality import refound
 
@@ -31,26 +29,17 @@ log = logging.getLogger("survival")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--synthetic", type=Path, required=True)
-    ap.add_argument("--detector", type=Path, required=True)
-    ap.add_argument("--real", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, argv, "synthetic", "detector", "real", "out")
     params = load_params(args.params)
     pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
-    if not (args.synthetic / "images").is_dir():
-        raise DataError(f"{args.synthetic}/images: no img2img detection canvases; set img2img.det: true")
-    names = dict(enumerate(json.loads((args.real / "classes.json").read_text())))
+    regenerated, real = Detection(args.synthetic), Real(args.real)
+    if not regenerated.images().is_dir():
+        raise DataError(f"{regenerated.images()}: no img2img detection canvases; set img2img.det: true")
+    names = dict(enumerate(real.classes()))
     yolo = load_detector(args.detector, params.train_yolo.model, names)
     result = {}
-    for key, images, labels in (
-        ("box_survival", args.synthetic / "images", args.synthetic / "labels"),
-        ("box_recall_real", args.real / "det/images/val", args.real / "det/labels/val"),
-    ):
-        files = sorted(images.glob("*.png"))
-        truth = [read_yolo_boxes(labels / f"{f.stem}.txt") for f in files]
+    for key, files in (("box_survival", regenerated.canvases()), ("box_recall_real", real.det.canvases("val"))):
+        truth = [read_yolo_boxes(label_of(f)) for f in files]
         found = detect(yolo, files, params.train_yolo.imgsz, params.quality.detector_conf)
         total = sum(map(len, truth))
         hits = sum(refound(t, d, params.quality.box_iou) for t, d in zip(truth, found))

@@ -14,8 +14,6 @@ the same global batch and steps; the main process alone writes ``--out``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import time
@@ -24,23 +22,32 @@ from pathlib import Path
 
 import torch
 
-from synthaug.cli import run
+from synthaug.cli import parse_args, run
 from synthaug.errors import DataError
 from synthaug.launch import process_group
+from synthaug.layout import Dataset
 from synthaug.params import ParamsError, load_params
 from synthaug.resnet import build_resnet, load_folder, save_trained, train
 
 log = logging.getLogger("train_resnet")
 
 
+def load_dataset(data: Path, variant: str, image_size: int) -> tuple[list[str], tuple, tuple, tuple]:
+    """The variant's class names and its real train, synthetic and val images (as tensors)."""
+    dataset = Dataset(data)
+    classes = dataset.classes()
+    real, synthetic, val = (load_folder(dataset.cls(s), classes) for s in ("train", "synthetic", "val"))
+    if not len(real[0]) or not len(val[0]):
+        raise DataError(f"{dataset.cls('')}: no train or val images; run `dvc repro assemble@{variant}`")
+    if real[0].shape[-1] != image_size:
+        raise DataError(
+            f"{dataset.cls('')}: images are {real[0].shape[-1]} px, data.image_size is {image_size}; rerun prepare"
+        )
+    return classes, real, synthetic, val
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--variant", required=True)
-    ap.add_argument("--seed", type=int, required=True)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, argv, "data", "out", variant=str, seed=int)
     params = load_params(args.params)
     cfg = params.train_resnet
     if args.variant not in params.variants:
@@ -58,17 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
-    classes = json.loads((args.data / "classes.json").read_text())
-    real = load_folder(args.data / "cls" / "train", classes)
-    synthetic = load_folder(args.data / "cls" / "synthetic", classes)
-    val = load_folder(args.data / "cls" / "val", classes)
-    if not len(real[0]) or not len(val[0]):
-        raise DataError(f"{args.data}/cls: no train or val images; run `dvc repro assemble@{args.variant}`")
-    if real[0].shape[-1] != params.data.image_size:
-        raise DataError(
-            f"{args.data}/cls: images are {real[0].shape[-1]} px, data.image_size is "
-            f"{params.data.image_size}; rerun prepare"
-        )
+    classes, real, synthetic, val = load_dataset(args.data, args.variant, params.data.image_size)
     net = build_resnet(cfg, len(classes)).to(group.device if group.num_processes > 1 else cfg.device)
     if group.is_main_process:
         log.info(

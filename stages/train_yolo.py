@@ -18,18 +18,17 @@ offline and silent first; nothing is written to ``runs/`` or the home directory.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import yaml
 
-from synthaug.cli import run
+from synthaug.cli import parse_args, run
 from synthaug.detector import DetectorBudget, train_detector
 from synthaug.errors import DataError
+from synthaug.files import write_json
 from synthaug.images import atomic_dir
+from synthaug.layout import Run
 from synthaug.params import Params, load_params
 
 log = logging.getLogger("train_yolo")
@@ -41,14 +40,7 @@ def budget_from_params(params: Params) -> DetectorBudget:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--variant", required=True)
-    ap.add_argument("--seed", type=int, required=True)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--pretrained", type=Path, required=True, help="pretrain_yolo's folder (used if init: pretrained)")
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, argv, "data", "pretrained", "out", variant=str, seed=int)
     params = load_params(args.params)
     if not args.data.is_file():
         raise DataError(f"{args.data}: missing; run `dvc repro assemble@{args.variant}`")
@@ -56,9 +48,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     n_train = len(list((args.data.parent / spec["train"]).glob("*.png")))
     n_real = spec.get("real_train_images", n_train)
     with atomic_dir(args.out) as tmp:
-        init = args.pretrained / "model.safetensors" if params.train_yolo.init == "pretrained" else None
+        init = Run(args.pretrained).weights if params.train_yolo.init == "pretrained" else None
         budget = train_detector(args.data, tmp, budget_from_params(params), args.seed, n_real, n_train, init)
-        (tmp / "budget.json").write_text(json.dumps(budget, indent=2) + "\n")
+        write_json(Run(tmp).budget, budget)
     log.info(
         "%s seed %d: %d optimiser steps (%d without mosaic), %d epochs over %d canvases, %.0f s",
         args.variant,

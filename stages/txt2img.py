@@ -2,8 +2,8 @@
 
 Inputs:  ``--prompts`` (data/prompts.jsonl), the model (``generate.model``: ``builtin`` = ``--builtin``
          folder, a local diffusers folder, or a hub id)
-Outputs: ``--out`` (data/synthetic/txt2img/<scheduler>): ``<class>/<id>.png`` — each with a
-         ``parameters`` text chunk as Stable Diffusion web UIs write it — and ``manifest.jsonl``
+Outputs: ``--out`` (data/synthetic/txt2img/<scheduler>, a synthetic source's layout): ``cls/<class>/<id>.png``
+         — each with a ``parameters`` text chunk as Stable Diffusion web UIs write it — and ``cls/manifest.jsonl``
          (file, class, prompt, negative prompt, seed, scheduler, steps, guidance, model);
          ``--metrics``: images, measured seconds per image, processes. Resumable: finished batches
          survive an interruption (see synthaug/resume.py).
@@ -14,23 +14,23 @@ that share the batches out; the images and manifest are byte-identical either wa
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from synthaug import registry
-from synthaug.cli import run
-from synthaug.diffusion import backend_for, make_scheduler
+from synthaug.cli import parse_args, run
+from synthaug.diffusion import Sampling, backend_for, make_scheduler
+from synthaug.files import read_jsonl
 from synthaug.images import save_png
 from synthaug.launch import process_group
+from synthaug.layout import Source
+from synthaug.parameters import sd_parameters
 from synthaug.params import ParamsError, load_params
 from synthaug.resume import (
     BatchJournal,
     declared_params,
     digest_files,
     model_digest,
-    read_jsonl,
     run_batches,
     write_timing,
 )
@@ -39,31 +39,8 @@ log = logging.getLogger("txt2img")
 PARAMS = ("generate", "schedulers.{scheduler}", "launch.sampling.threads")  # as dvc.yaml declares them
 
 
-def sd_parameters(
-    record: dict,
-    sampler: str,
-    steps: int,
-    guidance: float,
-    size: tuple[int, int],
-    model: str,
-    strength: float | None = None,
-) -> str:
-    """The ``parameters`` PNG chunk in the AUTOMATIC1111 web UI format (read by common tools)."""
-    text = f"{record['prompt']}\nNegative prompt: {record['negative_prompt']}\n"
-    text += f"Steps: {steps}, Sampler: {sampler}, CFG scale: {guidance:g}, Seed: {record['seed']}, "
-    text += f"Size: {size[0]}x{size[1]}, Model: {model}"
-    return text + (f", Denoising strength: {strength:g}" if strength is not None else "")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", type=Path, required=True)
-    ap.add_argument("--scheduler", required=True)
-    ap.add_argument("--prompts", type=Path, required=True)
-    ap.add_argument("--builtin", type=Path, required=True, help="folder of the builtin model")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--metrics", type=Path, required=True, help="sampling time (JSON)")
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, argv, "prompts", "builtin", "out", "metrics", scheduler=str)
     params = load_params(args.params)
     g = params.generate
     if args.scheduler not in params.schedulers:
@@ -71,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = params.schedulers[args.scheduler]
     records = read_jsonl(args.prompts)
     model_id = g.model if g.model != "builtin" else str(args.builtin)
+    out = Source(args.out)
     fingerprint = {
         "params": declared_params(params, PARAMS, scheduler=args.scheduler),
         "prompts": digest_files([args.prompts]),
@@ -84,13 +62,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     sampler = registry.SCHEDULERS[args.scheduler][1]
 
     def work(batch: Sequence[dict]) -> list[dict]:
-        scheduler, step_kwargs = make_scheduler(args.scheduler, backend.scheduler_config, options)  # fresh state
-        images = backend.txt2img(batch, scheduler, g.steps, g.guidance, step_kwargs)
+        sampling = Sampling.of(args.scheduler, backend.scheduler_config, options, g.steps, g.guidance)
+        images = backend.txt2img(batch, sampling)
         rows = []
         for record, image in zip(batch, images):
             rel = f"{record['name']}/{record['id']}.png"
             text = sd_parameters(record, sampler, g.steps, g.guidance, image.shape[1::-1], model_id)
-            save_png(image, args.out / rel, {"parameters": text})
+            save_png(image, out.cls / rel, {"parameters": text})
             rows.append(
                 {
                     "file": rel,
@@ -105,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     keys = run_batches(journal, records, g.batch_size, "batch", work, f"txt2img@{args.scheduler}", group)
     if group.is_main_process:
-        totals = journal.finish({args.out / "manifest.jsonl": keys})
-        write_timing(args.metrics, {"images": totals[args.out / "manifest.jsonl"]}, group.num_processes)
+        totals = journal.finish({out.manifest: keys})
+        write_timing(args.metrics, {"cls": totals[out.manifest]}, group.num_processes)
         log.info("wrote %d images to %s", len(records), args.out)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -31,6 +32,17 @@ def read_timings() -> dict[str, dict]:
         except (json.JSONDecodeError, KeyError):
             continue  # a line cut short by a crash is not worth failing a report over
     return timings
+
+
+def parse_args(doc: str, argv: Sequence[str] | None, *paths: str, **options: type) -> argparse.Namespace:
+    """A stage's command line: ``--params`` and every name in ``paths`` a required path (dvc.yaml
+    chooses them all), each of ``options`` a required value of its type (``--variant``, ``--seed``)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name in ("params", *paths):
+        ap.add_argument(f"--{name}", type=Path, required=True)
+    for name, kind in options.items():
+        ap.add_argument(f"--{name}", type=kind, required=True)
+    return ap.parse_args(argv)
 
 
 def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:

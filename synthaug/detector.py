@@ -28,6 +28,7 @@ from typing import Any
 
 from synthaug.cli import pin_threads
 from synthaug.errors import ModelError
+from synthaug.layout import Run
 from synthaug.offline import ultralytics_offline
 from synthaug.params import YoloBudgetParams
 
@@ -72,6 +73,82 @@ def transfer(net: Any, state: dict) -> int:
     return copied
 
 
+def callbacks(init: Path | None, model_yaml: str, close: int, counts: dict, state: dict) -> dict[str, Any]:
+    """Ultralytics callbacks by event: start from ``init``'s matching tensors, count every real
+    optimiser step (and those without mosaic) into ``counts``, keep the final EMA weights in ``state``."""
+    import torch
+    from safetensors.torch import load_file
+
+    try:
+        start = load_file(init) if init is not None else {}  # a bad file fails before any training
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{init}: cannot read ({exc}); run `dvc repro pretrain_yolo`") from None
+
+    def initialise(trainer: Any) -> None:  # after the model, optimiser and EMA exist
+        counts["initialised_tensors"] = transfer(trainer.model, start)
+        if counts["initialised_tensors"] == 0:
+            raise ModelError(f"{init}: no tensor fits {model_yaml}; was it pretrained with another model yaml?")
+        if trainer.ema:
+            transfer(trainer.ema.ema, start)
+
+    def count_steps(trainer: Any) -> None:
+        def hook(*_: Any) -> None:  # fires on every real optimiser.step(), whatever triggers it
+            counts["optimizer_steps"] += 1
+            # Ultralytics' own rule (trainer._do_train) for the epochs that run without mosaic
+            counts["steps_without_mosaic"] += bool(close) and trainer.epoch >= trainer.epochs - close
+
+        trainer.optimizer.register_step_post_hook(hook)
+
+    def keep_final(trainer: Any) -> None:
+        net = trainer.ema.ema if trainer.ema else trainer.model
+        state.update(
+            {k: v.detach().float().contiguous() for k, v in net.state_dict().items() if isinstance(v, torch.Tensor)}
+        )
+
+    events = {"on_train_start": count_steps, "on_train_end": keep_final}
+    return events | ({"on_pretrain_routine_end": initialise} if init is not None else {})
+
+
+def train_args(
+    data_yaml: Path,
+    out: Path,
+    budget: DetectorBudget,
+    seed: int,
+    epochs: int,
+    close: int,
+    warmup: float,
+    single_cls: bool,
+) -> dict[str, Any]:
+    """``YOLO.train``'s arguments: the budget made explicit (``nbs`` = batch: no hidden gradient
+    accumulation), deterministic, no validation or plots during training, the run folder ``out``."""
+    cpu = budget.device == "cpu"
+    return {
+        "data": str(data_yaml.resolve()),
+        "epochs": epochs,
+        "close_mosaic": close,
+        "warmup_epochs": warmup,
+        "batch": budget.batch,
+        "nbs": budget.batch,
+        "imgsz": budget.imgsz,
+        "optimizer": budget.optimizer,
+        "lr0": budget.lr0,
+        "mosaic": budget.mosaic,
+        "fliplr": budget.fliplr,
+        "single_cls": single_cls,
+        "seed": seed,
+        "deterministic": True,
+        "device": budget.device,
+        "workers": 0 if cpu else 4,
+        "amp": not cpu,
+        "val": False,
+        "plots": False,
+        "project": str(out.resolve().parent),
+        "name": out.name,
+        "exist_ok": True,
+        "verbose": False,
+    }
+
+
 def train_detector(
     data_yaml: Path,
     out: Path,
@@ -91,7 +168,6 @@ def train_detector(
     mosaic, images seen, tensors initialised, seconds.
     """
     ultralytics_offline()
-    import torch
     import ultralytics.utils.torch_utils as tu
     from safetensors.torch import save_file
     from ultralytics import YOLO
@@ -103,71 +179,15 @@ def train_detector(
     warmup = same_steps_epochs(budget.warmup_epochs, n_real, n_train, budget.batch)
     counts = {"optimizer_steps": 0, "steps_without_mosaic": 0, "initialised_tensors": 0}
     state: dict[str, Any] = {}
-    if init is not None:
-        from safetensors.torch import load_file
-
-        try:
-            start = load_file(init)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{init}: cannot read ({exc}); run `dvc repro pretrain_yolo`") from None
-
-    def initialise(trainer: Any) -> None:  # after the model, optimiser and EMA exist
-        counts["initialised_tensors"] = transfer(trainer.model, start)
-        if counts["initialised_tensors"] == 0:
-            raise ModelError(f"{init}: no tensor fits {budget.model}; was it pretrained with another model yaml?")
-        if trainer.ema:
-            transfer(trainer.ema.ema, start)
-
-    def count_steps(trainer: Any) -> None:
-        def hook(*_: Any) -> None:  # fires on every real optimiser.step(), whatever triggers it
-            counts["optimizer_steps"] += 1
-            # Ultralytics' own rule (trainer._do_train) for the epochs that run without mosaic
-            counts["steps_without_mosaic"] += bool(close) and trainer.epoch >= trainer.epochs - close
-
-        trainer.optimizer.register_step_post_hook(hook)
-
-    def keep_final(trainer: Any) -> None:
-        net = trainer.ema.ema if trainer.ema else trainer.model
-        state.update(
-            {k: v.detach().float().contiguous() for k, v in net.state_dict().items() if isinstance(v, torch.Tensor)}
-        )
-
     model = YOLO(budget.model)
-    if init is not None:
-        model.add_callback("on_pretrain_routine_end", initialise)
-    model.add_callback("on_train_start", count_steps)
-    model.add_callback("on_train_end", keep_final)
-    cpu = budget.device == "cpu"
+    for event, callback in callbacks(init, budget.model, close, counts, state).items():
+        model.add_callback(event, callback)
     t0 = time.perf_counter()
-    model.train(
-        data=str(data_yaml.resolve()),
-        epochs=epochs,
-        close_mosaic=close,
-        warmup_epochs=warmup,
-        batch=budget.batch,
-        nbs=budget.batch,
-        imgsz=budget.imgsz,
-        optimizer=budget.optimizer,
-        lr0=budget.lr0,
-        mosaic=budget.mosaic,
-        fliplr=budget.fliplr,
-        single_cls=single_cls,
-        seed=seed,
-        deterministic=True,
-        device=budget.device,
-        workers=0 if cpu else 4,
-        amp=not cpu,
-        val=False,
-        plots=False,
-        project=str(out.resolve().parent),
-        name=out.name,
-        exist_ok=True,
-        verbose=False,
-    )
+    model.train(**train_args(data_yaml, out, budget, seed, epochs, close, warmup, single_cls))
     seconds = time.perf_counter() - t0
     if not state:
         raise ModelError(f"{out}: Ultralytics finished without a final model (no on_train_end)")
-    save_file(state, out / "model.safetensors")
+    save_file(state, Run(out).weights)
     return {
         "epochs": epochs,
         "batches_per_epoch": math.ceil(n_train / budget.batch),
@@ -188,9 +208,9 @@ def load_detector(folder: Path, model_yaml: str, names: dict[int, str]) -> Any:
     from ultralytics.nn.tasks import DetectionModel
 
     try:
-        state = load_file(folder / "model.safetensors")
+        state = load_file(Run(folder).weights)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{folder}/model.safetensors: cannot read ({exc}); run `dvc repro train_yolo`") from None
+        raise ModelError(f"{Run(folder).weights}: cannot read ({exc}); run `dvc repro train_yolo`") from None
     net = DetectionModel(model_yaml, nc=len(names), verbose=False)
     try:
         net.load_state_dict({k: v.float() for k, v in state.items()})

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,27 @@ def make_scheduler(name: str, base_config: dict, options: dict[str, Any]) -> tup
         if key not in inspect.signature(cls.step).parameters:
             raise ModelError(f"scheduler '{name}' ({cls.__name__}) has no step option {key!r}")
     return cls.from_config(base_config, **config_options), step_kwargs
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a batch is sampled: a fresh scheduler with its step options, the number of steps, the
+    classifier-free guidance scale and (img2img) the SDEdit strength. ``on_step(done, total)`` is
+    called after every denoising step (a progress bar); an exception raised there stops sampling."""
+
+    scheduler: Any
+    steps: int
+    guidance: float
+    step_kwargs: dict[str, Any] = field(default_factory=dict)
+    strength: float = 1.0
+    on_step: Callable[[int, int], None] | None = None
+
+    @classmethod
+    def of(cls, name: str, base_config: dict, options: dict[str, Any], steps: int, guidance: float, **kw) -> Sampling:
+        """Scheduler ``name`` made fresh from ``options`` (:func:`make_scheduler`): multistep
+        schedulers keep state, so every batch gets its own."""
+        scheduler, step_kwargs = make_scheduler(name, base_config, options)
+        return cls(scheduler, steps, guidance, step_kwargs, **kw)
 
 
 def step_accepts_generator(scheduler: Any) -> bool:
@@ -125,48 +146,24 @@ class BuiltinModel:
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample.float()
 
-    def txt2img(
-        self, records: Sequence[dict], scheduler: Any, steps: int, guidance: float, step_kwargs: dict[str, Any]
-    ) -> np.ndarray:
-        return self.generate(
-            [r["class"] for r in records], [r["seed"] for r in records], scheduler, steps, guidance, step_kwargs
-        )
+    def txt2img(self, records: Sequence[dict], sampling: Sampling) -> np.ndarray:
+        return self.generate([r["class"] for r in records], [r["seed"] for r in records], sampling)
 
-    def img2img(
-        self,
-        images: np.ndarray,
-        records: Sequence[dict],
-        scheduler: Any,
-        steps: int,
-        guidance: float,
-        step_kwargs: dict[str, Any],
-        strength: float,
-    ) -> np.ndarray:
-        return self.generate(
-            [r["class"] for r in records],
-            [r["seed"] for r in records],
-            scheduler,
-            steps,
-            guidance,
-            step_kwargs,
-            init_images=from_uint8(images),
-            strength=strength,
-        )
+    def img2img(self, images: np.ndarray, records: Sequence[dict], sampling: Sampling) -> np.ndarray:
+        classes, seeds = [r["class"] for r in records], [r["seed"] for r in records]
+        return self.generate(classes, seeds, sampling, init_images=from_uint8(images))
 
     @torch.inference_mode()
     def generate(
         self,
         class_ids: Sequence[int],
         seeds: Sequence[int],
-        scheduler: Any,
-        steps: int,
-        guidance: float,
-        step_kwargs: dict[str, Any] | None = None,
+        sampling: Sampling,
         init_images: torch.Tensor | None = None,
-        strength: float = 1.0,
     ) -> np.ndarray:
         """Sample one image per (class, seed): txt2img from noise, or SDEdit img2img from
-        ``init_images`` ([-1, 1] NCHW) noised to ``strength``. Returns uint8 images."""
+        ``init_images`` ([-1, 1] NCHW) noised to ``sampling.strength``. Returns uint8 images."""
+        scheduler, steps, strength = sampling.scheduler, sampling.steps, sampling.strength
         gens = generators(seeds)
         device = self.unet.device
         n = len(class_ids)
@@ -189,15 +186,17 @@ class BuiltinModel:
             latents = scheduler.add_noise(self.encode(init_images), noise, timesteps[:1].repeat(n))
         labels = torch.tensor(list(class_ids), dtype=torch.long, device=device)
         both = torch.cat([labels, torch.full_like(labels, self.null_class)])
-        extra = dict(step_kwargs or {})
+        extra = dict(sampling.step_kwargs)
         if step_accepts_generator(scheduler):
             extra["generator"] = gens
         unet = self.compiled if self.compiled is not None else self.unet
-        for t in timesteps:
+        for i, t in enumerate(timesteps):
             x = scheduler.scale_model_input(torch.cat([latents, latents]), t)
             cond, uncond = unet(x.to(dtype), t, class_labels=both).sample.float().chunk(2)
-            eps = uncond + guidance * (cond - uncond)
+            eps = uncond + sampling.guidance * (cond - uncond)
             latents = scheduler.step(eps, t, latents, **extra).prev_sample
+            if sampling.on_step is not None:
+                sampling.on_step(i + 1, len(timesteps))
         return to_uint8(self.decode(latents))
 
 
@@ -218,51 +217,36 @@ class DiffusersBackend:
         self.scheduler_config = dict(pipe.scheduler.config)
         self.image_size = size
 
-    def _run(self, pipe: Any, scheduler: Any, seeds: Sequence[int], **kwargs: Any) -> np.ndarray:
-        pipe.scheduler = scheduler
-        out = pipe(generator=generators(seeds), output_type="np", **kwargs).images
+    def _run(self, pipe: Any, records: Sequence[dict], sampling: Sampling, **kwargs: Any) -> np.ndarray:
+        pipe.scheduler = sampling.scheduler
+        if sampling.on_step is not None:
+            total = min(int(sampling.steps * sampling.strength), sampling.steps)  # img2img skips the rest
+
+            def on_step_end(_pipe: Any, i: int, _t: Any, tensors: dict) -> dict:
+                sampling.on_step(i + 1, total)
+                return tensors
+
+            kwargs["callback_on_step_end"] = on_step_end
+        out = pipe(
+            generator=generators([r["seed"] for r in records]),
+            prompt=[r["prompt"] for r in records],
+            negative_prompt=[r["negative_prompt"] for r in records],
+            num_inference_steps=sampling.steps,
+            guidance_scale=sampling.guidance,
+            output_type="np",
+            **kwargs,
+            **sampling.step_kwargs,
+        ).images
         return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
 
-    def txt2img(
-        self, records: Sequence[dict], scheduler: Any, steps: int, guidance: float, step_kwargs: dict[str, Any]
-    ) -> np.ndarray:
-        return self._run(
-            self.pipe,
-            scheduler,
-            [r["seed"] for r in records],
-            prompt=[r["prompt"] for r in records],
-            negative_prompt=[r["negative_prompt"] for r in records],
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            height=self.image_size,
-            width=self.image_size,
-            **step_kwargs,
-        )
+    def txt2img(self, records: Sequence[dict], sampling: Sampling) -> np.ndarray:
+        return self._run(self.pipe, records, sampling, height=self.image_size, width=self.image_size)
 
-    def img2img(
-        self,
-        images: np.ndarray,
-        records: Sequence[dict],
-        scheduler: Any,
-        steps: int,
-        guidance: float,
-        step_kwargs: dict[str, Any],
-        strength: float,
-    ) -> np.ndarray:
+    def img2img(self, images: np.ndarray, records: Sequence[dict], sampling: Sampling) -> np.ndarray:
         from PIL import Image
 
-        return self._run(
-            self.img2img_pipe,
-            scheduler,
-            [r["seed"] for r in records],
-            image=[Image.fromarray(im).convert("RGB") for im in images],
-            prompt=[r["prompt"] for r in records],
-            negative_prompt=[r["negative_prompt"] for r in records],
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            strength=strength,
-            **step_kwargs,
-        )
+        pictures = [Image.fromarray(im).convert("RGB") for im in images]
+        return self._run(self.img2img_pipe, records, sampling, image=pictures, strength=sampling.strength)
 
 
 Backend = BuiltinModel | DiffusersBackend
@@ -308,6 +292,24 @@ def load_backend(
         raise ModelError(f"{spec}: model folder not found (give a local diffusers folder or a hub id like org/name)")
     else:
         index = None
+    options = dict(device=device, dtype=dtype, safety_checker=safety_checker, compile=compile)
+    return _load_diffusers(spec, index, offline, size, attention_slicing=attention_slicing, **options)
+
+
+def _load_diffusers(
+    spec: str,
+    index: dict | None,
+    offline: bool,
+    size: int | None,
+    *,
+    device: str,
+    dtype: str,
+    safety_checker: bool,
+    compile: bool,
+    attention_slicing: bool,
+) -> DiffusersBackend:
+    """A Stable Diffusion-style checkpoint (folder or cached hub id) through diffusers' own auto pipeline;
+    ``index``: the folder's model_index.json (None for a hub id)."""
     from diffusers import AutoPipelineForText2Image
 
     if not offline:

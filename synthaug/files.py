@@ -1,4 +1,4 @@
-"""Writing the pipeline's small files (JSON, CSV, text, bytes), every write
+"""Reading and writing the pipeline's small files (JSON, JSONL, CSV, text, bytes). Every write is
 atomic: the bytes go to a hidden temp file beside the target, which replaces it only when complete.
 A stage killed mid-write leaves the old file or none, never half of one for DVC to hash.
 (Folders are written the same way by :func:`synthaug.images.atomic_dir`.)"""
@@ -12,6 +12,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from synthaug.errors import DataError
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -44,3 +46,27 @@ def write_csv(path: Path, rows: Sequence[dict], fieldnames: Sequence[str] | None
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buf.getvalue())
+
+
+def write_jsonl(path: Path, rows: Sequence[dict]) -> None:
+    """One JSON object per line (manifests, prompts)."""
+    write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_json(path: Path) -> Any:
+    """A pipeline JSON file; missing or broken is one error line naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read ({exc}); run `dvc repro` to make it again") from None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    records = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+    return records

@@ -152,6 +152,25 @@ def link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def link_tree(src: Path, dst: Path) -> int:
+    """Link every file under ``src`` at the same place under ``dst``; how many."""
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    for f in files:
+        link(f, dst / f.relative_to(src))
+    return len(files)
+
+
+def add_cls_image(src: Path, dst: Path, size: int, channels: int) -> None:
+    """A synthetic image into a classification set: linked when it already is a dataset image
+    (``size`` px, the data's mode), else converted as real ones are (:func:`cls_image`) — a checkpoint
+    samples at its own size. The original stays where it is, for the galleries."""
+    with Image.open(src) as img:
+        if img.size == (size, size) and img.mode == ("L" if channels == 1 else "RGB"):
+            link(src, dst)
+        else:
+            save_png(cls_image(img, size, channels), dst.with_suffix(".png"))
+
+
 def image_folder(root: Path, classes: Sequence[str]) -> list[tuple[Path, int]]:
     """(file, class index) of every PNG of an ImageFolder split, in a deterministic order."""
     return [(f, k) for k, name in enumerate(classes) for f in sorted((root / name).glob("*.png"))]

@@ -7,18 +7,25 @@ regeneration of a detection canvas's objects in place, with their boxes kept.
   mask (distance from the crop's border colour), that mask is remade conditioned on the box's
   class, and the new digit is painted back in the old ink colour over the erased old one
   (:func:`regenerate_boxes`).
+
+:class:`Img2ImgJob` is the stage's work on batches of real images and canvases.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from synthaug.compose import border_distance
-from synthaug.diffusion import Backend
-from synthaug.images import letterbox
+from synthaug.diffusion import Backend, Sampling
+from synthaug.files import write_bytes
+from synthaug.images import letterbox, read_yolo_boxes, save_png
+from synthaug.layout import Real, Source, label_of, variant_name
+from synthaug.params import Params
+from synthaug.resume import stable_seed
 
 Sample = Callable[[list[np.ndarray], list[dict]], np.ndarray]  # (model-size images, prompt records) -> images
 # A pixel belongs to the old digit (and is erased to the background) above this share of the mask's
@@ -104,3 +111,90 @@ def regenerate_boxes(
         erased = np.where(old[..., None] > ERASE_THRESHOLD, bg, region)  # drop the old digit, then paint the new
         results[i][y : y + side, x : x + side] = erased * (1 - a) + ink * a
     return [np.clip(np.rint(r), 0, 255).astype(np.uint8) for r in results]
+
+
+class Img2ImgJob:
+    """One strength's work (stage ``img2img``): variants of real train images (:meth:`cls_work`) and of
+    real canvases (:meth:`det_work`), each batch saved and returned as manifest rows."""
+
+    def __init__(self, params: Params, classes: list[str], backend: Backend, strength: float, real: Real, out: Source):
+        self.params, self.classes, self.backend, self.strength = params, classes, backend, strength
+        self.real, self.out = real, out
+
+    def record(self, names: Sequence[str], seed: int, class_id: int) -> dict:
+        p = self.params.prompts
+        return {
+            "class": class_id,
+            "prompt": p.templates[0].format(name=" and ".join(names)),
+            "negative_prompt": p.negative_prompt,
+            "seed": seed,
+        }
+
+    def sample(self, images: list[np.ndarray], records: list[dict]) -> np.ndarray:
+        p, g = self.params.img2img, self.params.generate
+        config = self.backend.scheduler_config
+        sampling = Sampling.of(p.scheduler, config, p.scheduler_options, g.steps, g.guidance, strength=self.strength)
+        return self.backend.img2img(np.stack(images), records, sampling)
+
+    def cls_work(self, batch: Sequence[tuple[Path, int, int]]) -> list[dict]:
+        """Variants of real train images (source file, class, variant number), labels kept."""
+        seed, names, d = self.params.seed, self.classes, self.params.data
+        records = [self.record([names[k]], stable_seed(seed, "img2img", f.name, v), k) for f, k, v in batch]
+        out = self.sample([to_model(Image.open(f), self.backend) for f, _, _ in batch], records)
+        rows = []
+        for (f, k, v), rec, image in zip(batch, records, out):
+            rel = f"{names[k]}/{variant_name(f, v)}"
+            save_png(from_model(image, d.image_size, "L" if d.channels == 1 else "RGB"), self.out.cls / rel)
+            rows.append(
+                {
+                    "file": rel,
+                    "source": f.relative_to(self.real.root).as_posix(),
+                    "class": k,
+                    "name": names[k],
+                    "strength": self.strength,
+                    "seed": rec["seed"],
+                }
+            )
+        return rows
+
+    def det_seed(self, split: str, f: Path, *rest: int) -> int:
+        return stable_seed(self.params.seed, "img2img-det" + ("" if split == "train" else f"-{split}"), f.name, *rest)
+
+    def det_work(self, batch: Sequence[tuple[str, Path, int]]) -> list[dict]:
+        """Variants of real canvases (split, file, variant number), boxes kept; val canvases go to det_val."""
+        canvases = [np.asarray(Image.open(f).convert("RGB")) for _, f, _ in batch]
+        labels = [label_of(f) for _, f, _ in batch]
+        boxes = [read_yolo_boxes(label) for label in labels]
+        if self.backend.text_conditioned:
+            records = [
+                self.record(sorted({self.classes[c] for c, _ in bx}) or ["nothing"], self.det_seed(*item), -1)
+                for item, bx in zip(batch, boxes)
+            ]
+            results = regenerate_canvases(canvases, records, self.backend, self.sample, self.params.data.det_image_size)
+        else:
+
+            def box_record(i: int, j: int, c: int) -> dict:
+                return self.record([self.classes[c]], self.det_seed(*batch[i], j), c)
+
+            results = regenerate_boxes(canvases, boxes, box_record, self.backend, self.sample)
+        rows = []
+        for (split, f, v), image, bx, label in zip(batch, results, boxes, labels):
+            made = (self.out.det if split == "train" else self.out.det_val).images() / variant_name(f, v)
+            save_png(image, made)
+            write_bytes(label_of(made), label.read_bytes())
+            # the seeds really used: the canvas's for a text-conditioned model, one per box for the builtin
+            seeds = (
+                {"seed": self.det_seed(split, f, v)}
+                if self.backend.text_conditioned
+                else {"box_seeds": [self.det_seed(split, f, v, j) for j in range(len(bx))]}
+            )
+            rows.append(
+                {
+                    "file": made.relative_to(made.parent.parent).as_posix(),
+                    "source": f.relative_to(self.real.root).as_posix(),
+                    "strength": self.strength,
+                    **seeds,
+                    "boxes": [[c, *(round(t, 6) for t in b)] for c, b in bx],
+                }
+            )
+        return rows

@@ -10,7 +10,6 @@ import csv
 import hashlib
 import html
 import io
-import json
 import logging
 import subprocess
 from collections.abc import Sequence
@@ -23,11 +22,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from synthaug.cli import read_timings  # noqa: E402
-from synthaug.files import write_bytes
+from synthaug.files import read_json, read_jsonl, write_bytes
 from synthaug.images import contact_sheet, read_yolo_boxes  # noqa: E402
+from synthaug.layout import Dataset, Real, Run, Source, Study, label_of, variant_name
 from synthaug.metrics import METRICS
 from synthaug.params import Params  # noqa: E402
-from synthaug.resume import read_jsonl  # noqa: E402
 
 log = logging.getLogger("report")
 METRIC_LABELS = {m.name: m.label for m in METRICS}  # both renderings (HTML and Markdown) follow the spec
@@ -166,7 +165,7 @@ def results_table(summary: dict) -> str:
 def data_section(real: Path) -> str:
     """Where each real split came from (prepare's ``splits.json``), and what that means for reading
     the results when the user's data has no separate pool."""
-    origin = json.loads((real / "splits.json").read_text())
+    origin = read_json(Real(real).splits_file)
     rows = "".join(
         f"<tr><td>{kind}/{html.escape(split)}</td><td>{html.escape(text)}</td></tr>"
         for kind, splits in origin.items()
@@ -239,7 +238,7 @@ def curves_section(resnet: Path, params: Params) -> str:
     for variant in params.variants:
         runs = []
         for seed in params.train_resnet.seeds:
-            with open(resnet / variant / f"seed{seed}" / "history.csv") as fh:
+            with open(Run.of(resnet, seed, variant).history) as fh:
                 runs.append([(int(r["step"]), float(r["val_accuracy"])) for r in csv.DictReader(fh)])
         steps = [s for s, _ in runs[0]]
         ax.plot(steps, [sum(r[i][1] for r in runs) / len(runs) for i in range(len(steps))], label=variant)
@@ -254,15 +253,16 @@ def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> s
     k = params.report.gallery_per_class
     out = ["<h3>txt2img: the same prompts and seeds per scheduler and step count</h3><table class='gallery'>"]
     first = params.txt2img.schedulers[0]
-    pick = [sorted((args.study / first / str(params.study.steps[0]) / c).glob("*.png"))[:k] for c in classes]
+    pick = [sorted((Study(args.study / first).steps(params.study.steps[0]) / c).glob("*.png"))[:k] for c in classes]
     names = [f"{f.parent.name}/{f.name}" for files in pick for f in files]
     for scheduler in params.txt2img.schedulers:
         for steps in params.study.steps:
-            files = [args.study / scheduler / str(steps) / n for n in names]
+            files = [Study(args.study / scheduler).steps(steps) / n for n in names]
             out.append(f"<tr><td>{scheduler}, {steps} steps</td><td>{strip(files)}</td></tr>")
     out.append("</table><h3>img2img: each strength next to its source</h3><table class='gallery'>")
     strengths = [f"{s:g}" for s in params.img2img.strengths]
-    manifest = read_jsonl(args.synthetic / "img2img" / strengths[0] / "cls" / "manifest.jsonl")
+    sources = {s: Source.of(args.synthetic, f"img2img/{s}") for s in strengths}
+    manifest = read_jsonl(sources[strengths[0]].manifest)
     chosen = [
         r
         for c in range(len(classes))
@@ -270,19 +270,17 @@ def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> s
     ]
     out.append(f"<tr><td>source (real)</td><td>{strip([args.real / r['source'] for r in chosen])}</td></tr>")
     for s in strengths:
-        files = [args.synthetic / "img2img" / s / "cls" / r["file"] for r in chosen]
+        files = [sources[s].cls / r["file"] for r in chosen]
         out.append(f"<tr><td>strength {s}</td><td>{strip(files)}</td></tr>")
-    canvases = sorted((args.real / "det" / "images" / "train").glob("*.png"))[:6]
-    det_rows = [
-        ("canvas (real), boxes", canvases, [args.real / "det" / "labels" / "train" / f"{f.stem}.txt" for f in canvases])
-    ]
+    canvases = Real(args.real).det.canvases("train")[:6]
+    det_rows = [("canvas (real), boxes", canvases)]
     for s in strengths:
-        det = args.synthetic / "img2img" / s / "det"
-        if (det / "images").is_dir():
-            files = [det / "images" / f"{f.stem}-v0.png" for f in canvases]
-            det_rows.append((f"strength {s}, kept boxes", files, [det / "labels" / f"{f.stem}.txt" for f in files]))
-    for label, files, labels in det_rows:
-        boxes = [[b for _, b in read_yolo_boxes(lab)] for lab in labels]
+        if sources[s].det.images().is_dir():
+            det_rows.append(
+                (f"strength {s}, kept boxes", [sources[s].det.images() / variant_name(f, 0) for f in canvases])
+            )
+    for label, files in det_rows:
+        boxes = [[b for _, b in read_yolo_boxes(label_of(f))] for f in files]
         out.append(f"<tr><td>{label}</td><td>{strip(files, boxes, tile=128)}</td></tr>")
     out.append(
         "</table><h3>X-Paste: synthetic (and real pool) digits cut out and pasted onto real canvases</h3>"
@@ -290,9 +288,8 @@ def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> s
     )
     for variant, v in params.variants.items():
         if v.source.startswith(("txt2img/", "real/")) and v.ratio > 0:
-            det = args.datasets / variant / "det"
-            files = sorted((det / "images" / "train").glob("xpaste_*.png"))[:6]
-            boxes = [[b for _, b in read_yolo_boxes(det / "labels" / "train" / f"{f.stem}.txt")] for f in files]
+            files = sorted(Dataset.of(args.datasets, variant).det.images("train").glob("xpaste_*.png"))[:6]
+            boxes = [[b for _, b in read_yolo_boxes(label_of(f))] for f in files]
             if files:
                 out.append(f"<tr><td>{variant}</td><td>{strip(files, boxes, tile=128)}</td></tr>")
     return "".join(out) + "</table>"

@@ -5,7 +5,6 @@ penultimate-layer features."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Sequence
@@ -20,7 +19,9 @@ from torch import nn
 from tqdm import tqdm
 
 from synthaug.errors import ModelError
+from synthaug.files import write_csv, write_json
 from synthaug.images import atomic_dir, image_folder, load_array
+from synthaug.layout import Run
 from synthaug.params import ResnetBudget
 
 
@@ -87,6 +88,24 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 256)
     return float((pred == y).float().mean())
 
 
+def draw_batch(
+    real: tuple[torch.Tensor, torch.Tensor],
+    synthetic: tuple[torch.Tensor, torch.Tensor],
+    n_real: int,
+    n_syn: int,
+    max_shift: int,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One global batch: ``n_real`` real and ``n_syn`` synthetic images drawn with replacement, shifted."""
+    idx_r = torch.randint(0, len(real[0]), (n_real,), generator=gen)
+    xs, ys = [real[0][idx_r]], [real[1][idx_r]]
+    if n_syn:
+        idx_s = torch.randint(0, len(synthetic[0]), (n_syn,), generator=gen)
+        xs.append(synthetic[0][idx_s])
+        ys.append(synthetic[1][idx_s])
+    return augment(torch.cat(xs), max_shift, gen), torch.cat(ys)
+
+
 def train(
     net: nn.Module,
     real: tuple[torch.Tensor, torch.Tensor],
@@ -126,14 +145,8 @@ def train(
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        idx_r = torch.randint(0, len(real[0]), (n_real,), generator=gen)
-        xs, ys = [real[0][idx_r]], [real[1][idx_r]]
-        if n_syn:
-            idx_s = torch.randint(0, len(synthetic[0]), (n_syn,), generator=gen)
-            xs.append(synthetic[0][idx_s])
-            ys.append(synthetic[1][idx_s])
-        x = augment(torch.cat(xs), cfg.max_shift, gen)[rank::world]  # interleaved: real and synthetic on every rank
-        y = torch.cat(ys)[rank::world]
+        x, y = draw_batch(real, synthetic, n_real, n_syn, cfg.max_shift, gen)
+        x, y = x[rank::world], y[rank::world]  # interleaved: real and synthetic on every rank
         loss = nn.functional.cross_entropy(model(normalise(x.to(dev))), y.to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -158,20 +171,17 @@ def train(
 def save_trained(out: Path, net: nn.Module, cfg: ResnetBudget, history: list[dict], **info) -> None:
     """Write ``model.safetensors``, ``config.json`` (``info`` + the budget) and ``history.csv`` at once."""
     with atomic_dir(out) as tmp:
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp / "model.safetensors")
-        config = info | {k: getattr(cfg, k) for k in ResnetBudget.__dataclass_fields__}
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        with open(tmp / "history.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(history[0]))
-            writer.writeheader()
-            writer.writerows(history)
+        run = Run(tmp)
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, run.weights)
+        write_json(run.config, info | {k: getattr(cfg, k) for k in ResnetBudget.__dataclass_fields__})
+        write_csv(run.history, history)
 
 
 def load_trained(folder: Path) -> tuple[nn.Module, dict]:
     """A trained model folder (``config.json`` + ``model.safetensors``) → eval-mode net, config."""
     try:
-        config = json.loads((folder / "config.json").read_text())
-        state = load_file(folder / "model.safetensors")
+        config = json.loads(Run(folder).config.read_text())
+        state = load_file(Run(folder).weights)
     except (OSError, ValueError) as exc:
         raise ModelError(f"{folder}: not a trained ResNet folder ({exc})") from None
     net = build_resnet(

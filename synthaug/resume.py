@@ -27,8 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from synthaug.errors import DataError
-from synthaug.files import write_json
+from synthaug.files import write_json, write_jsonl, write_text
 
 log = logging.getLogger("resume")
 
@@ -92,9 +91,7 @@ class BatchJournal:
 
     def commit(self, key: str, records: list[dict], seconds: float) -> None:
         (self.dir / f"{key}.seconds").write_text(f"{seconds:.6f}\n")  # before the part: a part marks a batch done
-        tmp = self.dir / f"{key}.tmp"
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        tmp.replace(self._part(key))
+        write_jsonl(self._part(key), records)
 
     def finish(self, manifests: dict[Path, list[str]]) -> dict[Path, dict[str, float]]:
         """Concatenate the parts of each manifest's keys (in order) into it; drop the journal. Returns
@@ -103,10 +100,7 @@ class BatchJournal:
         totals = {}
         for manifest, keys in manifests.items():
             lines = [self._part(k).read_text() for k in keys]
-            manifest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = manifest.with_suffix(".tmp")
-            tmp.write_text("".join(lines))
-            tmp.replace(manifest)
+            write_text(manifest, "".join(lines))
             n = sum(text.count("\n") for text in lines)
             seconds = sum(float((self.dir / f"{k}.seconds").read_text()) for k in keys)
             totals[manifest] = {"images": n, "seconds_per_image": round(seconds / n, 5) if n else 0.0}
@@ -155,14 +149,3 @@ def run_batches(
 def write_timing(path: Path, parts: dict[str, dict[str, float]], processes: int) -> None:
     """The sampling-time metrics file of a generation stage: per part, images and seconds per image."""
     write_json(path, {**parts, "processes": processes})
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    records = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-    return records

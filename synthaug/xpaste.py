@@ -13,7 +13,8 @@ from PIL import Image
 from synthaug.compose import border_distance, place_digits
 from synthaug.files import write_text
 from synthaug.images import format_yolo_line, letterbox, read_yolo_boxes, save_png
-from synthaug.params import DetectionPrepareParams
+from synthaug.layout import Detection, label_of
+from synthaug.params import AssembleParams, DetectionPrepareParams
 
 
 def cutout(path: Path, threshold: float, max_side: int) -> np.ndarray:
@@ -29,37 +30,38 @@ def cutout(path: Path, threshold: float, max_side: int) -> np.ndarray:
 
 def xpaste(
     canvases: list[Path],
-    labels: Path,
-    cutouts: list[np.ndarray],
-    classes: np.ndarray,
+    objects: list[tuple[Path, int]],
     n: int,
-    per_image: int,
+    a: AssembleParams,
     det: DetectionPrepareParams,
     rng: np.random.Generator,
-    out_images: Path,
-    out_labels: Path,
+    out: Detection,
 ) -> None:
-    """Write ``n`` canvases ``out_images/xpaste_<i>.png`` (and their ``out_labels``): real canvas ``i``
-    (cycling), its own boxes (``labels/<stem>.txt``) kept, plus ``per_image`` cut-outs of ``classes``
-    at free places."""
+    """Write ``n`` train canvases ``xpaste_<i>.png`` (and labels) into ``out``: real canvas ``i``
+    (cycling), its own boxes kept, plus ``a.paste_per_image`` cut-outs of the ``objects`` (generated
+    image, class) at free places, each cut out at most as large as a digit is pasted."""
+    with Image.open(canvases[0]) as first:
+        max_side = max(8, round(det.max_object_size * first.width))  # as place_digits sizes them
+    cutouts = [cutout(f, a.paste_threshold, max_side) for f, _ in objects]
+    classes = np.array([k for _, k in objects])
     for i in range(n):
         src = canvases[i % len(canvases)]
         canvas = np.asarray(Image.open(src).convert("RGB"), dtype=np.float64).copy()
         size = canvas.shape[0]
-        old = read_yolo_boxes(labels / f"{src.stem}.txt")
+        old = read_yolo_boxes(label_of(src))
         got_classes, got_boxes = place_digits(
             canvas,
             cutouts,
             classes,
-            per_image,
+            a.paste_per_image,
             det.min_object_size,
             det.max_object_size,
             det.max_iou,
             rng,
             boxes=[tuple(v * size for v in b) for _, b in old],
         )
-        stem = f"xpaste_{i:05d}"
-        save_png(np.clip(np.rint(canvas), 0, 255).astype(np.uint8), out_images / f"{stem}.png")
+        made = out.images("train") / f"xpaste_{i:05d}.png"
+        save_png(np.clip(np.rint(canvas), 0, 255).astype(np.uint8), made)
         lines = [format_yolo_line(c, b) for c, b in old]
         lines += [format_yolo_line(c, [v / size for v in b]) for c, b in zip(got_classes, got_boxes)]
-        write_text(out_labels / f"{stem}.txt", "".join(x + "\n" for x in lines))
+        write_text(label_of(made), "".join(x + "\n" for x in lines))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from synthaug.dag import Dag  # noqa: F401  (the tests' view of dvc.yaml)
 from synthaug.offline import harden
 from tests.tiny_models import tiny_builtin
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from synthaug import registry
-from synthaug.diffusion import SCHEDULERS, BuiltinModel, DiffusersBackend, load_backend, make_scheduler
+from synthaug.diffusion import SCHEDULERS, BuiltinModel, DiffusersBackend, Sampling, load_backend, make_scheduler
 from synthaug.errors import ModelError
 from tests.tiny_models import tiny_builtin, tiny_stable_diffusion
 
@@ -61,22 +61,23 @@ def test_make_scheduler_applies_options_and_rejects_bad_ones(builtin):
 def test_every_scheduler_samples_deterministically(builtin, base_params, name):
     recs = records(3)
     options = base_params["schedulers"][name]  # the options params.yaml ships with
-    s, kw = make_scheduler(name, builtin.scheduler_config, options)
-    a = builtin.txt2img(recs, s, 3, 2.0, kw)
-    s, kw = make_scheduler(name, builtin.scheduler_config, options)
-    b = builtin.txt2img(recs, s, 3, 2.0, kw)  # a fresh scheduler: no state carried over
+    a = builtin.txt2img(recs, Sampling.of(name, builtin.scheduler_config, options, 3, 2.0))
+    b = builtin.txt2img(recs, Sampling.of(name, builtin.scheduler_config, options, 3, 2.0))  # a fresh scheduler
     assert a.shape == (3, 32, 32) and a.dtype == np.uint8 and a.std() > 0
     np.testing.assert_array_equal(a, b)
-    c = builtin.txt2img(records(3, start_seed=100), s, 3, 2.0, kw)
+    c = builtin.txt2img(records(3, start_seed=100), Sampling.of(name, builtin.scheduler_config, options, 3, 2.0))
     assert not np.array_equal(a, c)
 
 
 def test_image_depends_on_its_seed_not_its_batch_position(builtin):
     recs = records(4)
-    s, kw = make_scheduler("euler_a", builtin.scheduler_config, {})  # ancestral: noise at every step
-    together = builtin.txt2img(recs, s, 4, 2.0, kw)
-    reversed_ = builtin.txt2img(recs[::-1], s, 4, 2.0, kw)[::-1]
-    alone = builtin.txt2img(recs[2:3], s, 4, 2.0, kw)
+
+    def euler_a() -> Sampling:  # ancestral: noise at every step
+        return Sampling.of("euler_a", builtin.scheduler_config, {}, 4, 2.0)
+
+    together = builtin.txt2img(recs, euler_a())
+    reversed_ = builtin.txt2img(recs[::-1], euler_a())[::-1]
+    alone = builtin.txt2img(recs[2:3], euler_a())
     assert np.abs(together.astype(int) - reversed_.astype(int)).max() <= 1
     assert np.abs(together[2].astype(int) - alone[0].astype(int)).max() <= 1
 
@@ -87,38 +88,51 @@ def test_img2img_strength_controls_departure_from_source(builtin):
     source[:, 8:24, 14:18] = 255
     dist = {}
     for strength in (0.05, 1.0):
-        s, kw = make_scheduler("ddim", builtin.scheduler_config, {})
-        out = builtin.img2img(source, recs, s, 20, 2.0, kw, strength)
-        dist[strength] = np.abs(out.astype(int) - builtin.img2img(source, recs, s, 20, 2.0, kw, strength)).max()
-        assert dist[strength] == 0  # deterministic
+        ddim = [Sampling.of("ddim", builtin.scheduler_config, {}, 20, 2.0, strength=strength) for _ in range(2)]
+        out = builtin.img2img(source, recs, ddim[0])
+        assert np.array_equal(out, builtin.img2img(source, recs, ddim[1]))  # deterministic
         dist[strength] = np.abs(out.astype(float) - source).mean()
     assert dist[0.05] < dist[1.0]
+
+
+def test_every_denoising_step_is_reported_and_can_stop_sampling(builtin, sd):
+    for backend, strength, expected in ((builtin, 1.0, 6), (builtin, 0.5, 3), (sd, 1.0, 6), (sd, 0.5, 3)):
+        seen: list[tuple[int, int]] = []
+        config = backend.scheduler_config
+        sampling = Sampling.of("ddim", config, {}, 6, 2.0, strength=strength, on_step=lambda *a, s=seen: s.append(a))
+        if strength == 1.0:
+            backend.txt2img(records(1), sampling)
+        else:
+            size = backend.image_size
+            source = np.zeros((1, size, size) + (() if backend.channels == 1 else (3,)), np.uint8)
+            backend.img2img(source, records(1), sampling)
+        assert seen == [(i, expected) for i in range(1, expected + 1)], (backend, strength)
+
+    def stop(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        builtin.txt2img(records(1), Sampling.of("ddim", builtin.scheduler_config, {}, 6, 2.0, on_step=stop))
 
 
 def test_tiny_stable_diffusion_txt2img_img2img_and_scheduler_swap(sd):
     assert sd.text_conditioned and sd.image_size == 64
     recs = records(2)
-    s, kw = make_scheduler("ddim", sd.scheduler_config, {"eta": 0.0})
-    ddim = sd.txt2img(recs, s, 2, 5.0, kw)
+
+    def sampling(name: str, options: dict, steps: int = 2, **kw) -> Sampling:
+        return Sampling.of(name, sd.scheduler_config, options, steps, 5.0, **kw)
+
+    ddim = sd.txt2img(recs, sampling("ddim", {"eta": 0.0}))
     assert ddim.shape == (2, 64, 64, 3) and ddim.dtype == np.uint8 and ddim.std() > 0
-    np.testing.assert_array_equal(
-        ddim, sd.txt2img(recs, *make_scheduler("ddim", sd.scheduler_config, {})[:1], 2, 5.0, {"eta": 0.0})
-    )
-    euler = sd.txt2img(recs, *make_scheduler("euler", sd.scheduler_config, {})[:1], 2, 5.0, {})
+    np.testing.assert_array_equal(ddim, sd.txt2img(recs, sampling("ddim", {"eta": 0.0})))
+    euler = sd.txt2img(recs, sampling("euler", {}))
     assert type(sd.pipe.scheduler).__name__ == "EulerDiscreteScheduler" and not np.array_equal(ddim, euler)
-    prompts_differ = sd.txt2img(
-        [dict(recs[0], prompt="one two three")] + recs[1:],
-        *make_scheduler("ddim", sd.scheduler_config, {})[:1],
-        2,
-        5.0,
-        {},
-    )
+    prompts_differ = sd.txt2img([dict(recs[0], prompt="one two three")] + recs[1:], sampling("ddim", {}))
     assert not np.array_equal(prompts_differ[0], ddim[0]) and np.array_equal(prompts_differ[1], ddim[1])
-    source = ddim
     outs = {}
     for strength in (0.3, 0.9):
-        s, kw = make_scheduler("ddim", sd.scheduler_config, {})
-        outs[strength] = sd.img2img(source, recs, s, 10, 5.0, kw, strength)
+        outs[strength] = sd.img2img(ddim, recs, sampling("ddim", {}, 10, strength=strength))
         assert outs[strength].shape == (2, 64, 64, 3)
     assert not np.array_equal(outs[0.3], outs[0.9])
 

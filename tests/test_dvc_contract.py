@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from synthaug.layout import Real
 from tests.conftest import ROOT
 
 
@@ -103,7 +104,12 @@ def test_stage_contract(stage):
         )
 
 
-TEST_SPLITS = ("data/real/cls/test", "data/real/det/images/test", "data/real/det/labels/test")
+def test_splits() -> list[str]:
+    """data/real's test split, as prepare's ``--out`` in dvc.yaml and synthaug.layout name it."""
+    (prepare,) = [s for s in stages() if s.addressing == "prepare"]
+    words = prepare.cmd.split()
+    real = Real(Path(words[words.index("--out") + 1]))
+    return [p.as_posix() for p in (real.cls("test"), real.det.images("test"), real.det.labels("test"))]
 
 
 @pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
@@ -113,6 +119,34 @@ def test_only_evaluate_depends_on_the_test_split(stage):
     if stage.addressing.startswith("evaluate@"):
         return
     deps = [str(d.def_path) for d in stage.deps if type(d).__name__ == "Dependency"]
-    for split in TEST_SPLITS:
+    for split in test_splits():
         reach = [d for d in deps if split == d or split.startswith(d.rstrip("/") + "/") or d.startswith(split)]
         assert not reach, f"{stage.addressing}: depends on {reach} ({split})"
+
+
+def readme_stage_rows() -> dict[str, str]:
+    """The README's pipeline table: stage name (without its ``@<item>``) → the row's text."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Pipeline") :].split("\n\n")[1]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        for name in re.findall(r"`(\w+)(?:@[^`]*)?`", line.split("|")[1]):
+            rows[name] = line
+    return rows
+
+
+@pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
+def test_the_readme_stage_table_matches_dvc_yaml(stage):
+    """Every stage has a row, and the row names every output dvc.yaml gives it, up to its first per-item
+    part (``data/synthetic/txt2img/${item.scheduler}`` is checked as ``data/synthetic/txt2img``), or its folder."""
+    rows = readme_stage_rows()
+    name = stage.addressing.split("@")[0]
+    assert name in rows, f"README's pipeline table has no row for {name}"
+    with open(ROOT / "dvc.yaml") as fh:
+        definition = yaml.safe_load(fh)["stages"][name]
+    definition = definition.get("do", definition)
+    for kind in ("outs", "metrics", "plots"):
+        for out in definition.get(kind, []):
+            path = next(iter(out)) if isinstance(out, dict) else out
+            fixed = path.split("${")[0].rstrip("/")  # a file may be named by its folder
+            assert fixed in rows[name] or str(Path(fixed).parent) + "/" in rows[name], f"README: {name} lacks {path}"

@@ -18,23 +18,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import CLASSES, ROOT, error_lines, run_module, write_params
+from synthaug.layout import Dataset, Detection, Real, Run, Source, Study
+from tests.conftest import CLASSES, ROOT, Dag, error_lines, run_module, write_params
 
-
-def stage(module: str, *args: object) -> None:
-    proc = run_module(f"stages.{module}", *map(str, args))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+TEST_SPLITS = ("cls/test", "det/images/test", "det/labels/test")  # of data/real: evaluate's alone
+GIVEN = {"prepare", "pretrain", "judge"}  # made by the session fixtures, copied in
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Path:
-    """A whole tiny study laid out as dvc.yaml lays it out, every step made by its real stage. Every
-    stage but evaluate gets a copy of the real data without its test split: none may read it."""
+def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Dag:
+    """A whole tiny study made by dvc.yaml's own stage commands, in dvc.yaml's order, in a folder laid
+    out as dvc.yaml lays it out. Every stage but evaluate runs with the real test split moved away:
+    none may read it."""
     root = tmp_path_factory.mktemp("tiny")
-    no_test = root / "real_without_test"
-    shutil.copytree(small_real, no_test)
-    for split in ("cls/test", "det/images/test", "det/labels/test"):
-        shutil.rmtree(no_test / split)
     p = copy.deepcopy(base_params)
     p["txt2img"]["schedulers"] = ["ddim"]
     p["img2img"].update(strengths=[0.5], variants_per_source=1)
@@ -43,6 +39,7 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Pa
         "ddim": {"source": "txt2img/ddim", "ratio": 1.0},
         "real_pool": {"source": "real/pool", "ratio": 1.0},
     }
+    p["prompts"]["per_class"] = 3
     p["real_pool"]["per_class"] = 1
     p["train_resnet"].update(seeds=[0, 1], steps=4, batch_size=8, eval_every=2, warmup_steps=1)
     p["pretrain_yolo"].update(epochs=1, close_mosaic=0, batch=2, imgsz=64)
@@ -50,290 +47,94 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Pa
     p["generate"].update(steps=2, batch_size=30)
     p["study"].update(steps=[1, 2], per_class=2)
     p["report"]["gallery_per_class"] = 1
-    params = write_params(root / "params.yaml", p)
-    builtin = synthetic.parent.parent / "builtin"
-    (root / "data" / "synthetic" / "txt2img").mkdir(parents=True)
-    shutil.copytree(synthetic, root / "data/synthetic/txt2img/ddim")
-    (root / "metrics/generate/txt2img").mkdir(parents=True)
-    shutil.copy(synthetic.parent.parent / "timing/ddim.json", root / "metrics/generate/txt2img/ddim.json")
-    stage(
-        "img2img",
-        "--params",
-        params,
-        "--strength",
-        "0.5",
-        "--real",
-        no_test,
-        "--builtin",
-        builtin,
-        "--out",
-        root / "data/synthetic/img2img/0.5",
-        "--metrics",
-        root / "metrics/generate/img2img/0.5.json",
-    )
-    stage(
-        "real_pool",
-        "--params",
-        params,
-        "--pool",
-        no_test / "cls/pool",
-        "--classes",
-        no_test / "classes.json",
-        "--out",
-        root / "data/synthetic/real/pool",
-    )
-    stage(
-        "pretrain_yolo",
-        "--params",
-        params,
-        "--data",
-        no_test / "det/data.yaml",
-        "--out",
-        root / "models/yolo_pretrained",
-    )
-    for v in p["variants"]:
-        source = root / "data/synthetic" / p["variants"][v]["source"]
-        stage(
-            "assemble",
-            "--params",
-            params,
-            "--variant",
-            v,
-            "--real",
-            no_test,
-            "--synthetic",
-            source,
-            "--judge",
-            tiny_judge,
-            "--out",
-            root / "data/datasets" / v,
-            "--metrics",
-            root / f"metrics/assemble/{v}.json",
-        )
-        for seed in (0, 1):
-            stage(
-                "train_resnet",
-                "--params",
-                params,
-                "--variant",
-                v,
-                "--seed",
-                seed,
-                "--data",
-                root / "data/datasets" / v,
-                "--out",
-                root / f"models/resnet/{v}/seed{seed}",
-            )
-        if v in p["train_yolo"]["variants"]:
-            stage(
-                "train_yolo",
-                "--params",
-                params,
-                "--variant",
-                v,
-                "--seed",
-                0,
-                "--data",
-                root / f"data/datasets/{v}/det/data.yaml",
-                "--pretrained",
-                root / "models/yolo_pretrained",
-                "--out",
-                root / f"models/yolo/{v}/seed0",
-            )
-    for v in p["variants"]:
-        stage(
-            "evaluate",
-            "--params",
-            params,
-            "--variant",
-            v,
-            "--real",
-            small_real,
-            "--resnet",
-            root / f"models/resnet/{v}",
-            "--yolo",
-            root / "models/yolo",
-            "--out",
-            root / f"metrics/eval/{v}.json",
-            "--confusion",
-            root / f"plots/confusion/{v}.csv",
-        )
-    stage(
-        "quality",
-        "--params",
-        params,
-        "--synthetic",
-        root / "data/synthetic/txt2img/ddim",
-        "--timing",
-        root / "metrics/generate/txt2img/ddim.json",
-        "--judge",
-        tiny_judge,
-        "--real",
-        no_test,
-        "--out",
-        root / "metrics/quality/txt2img/ddim.json",
-    )
-    stage(
-        "quality",
-        "--params",
-        params,
-        "--synthetic",
-        root / "data/synthetic/img2img/0.5",
-        "--timing",
-        root / "metrics/generate/img2img/0.5.json",
-        "--judge",
-        tiny_judge,
-        "--real",
-        no_test,
-        "--out",
-        root / "metrics/quality/img2img/0.5.json",
-    )
-    stage(
-        "survival",
-        "--params",
-        params,
-        "--synthetic",
-        root / "data/synthetic/img2img/0.5/det_val",
-        "--detector",
-        root / "models/yolo/baseline/seed0",
-        "--real",
-        no_test,
-        "--out",
-        root / "metrics/survival/0.5.json",
-    )
-    stage(
-        "study",
-        "--params",
-        params,
-        "--scheduler",
-        "ddim",
-        "--prompts",
-        synthetic.parent.parent / "prompts.jsonl",
-        "--builtin",
-        builtin,
-        "--judge",
-        tiny_judge,
-        "--real-val",
-        no_test / "cls/val",
-        "--classes",
-        no_test / "classes.json",
-        "--out",
-        root / "data/study/ddim",
-        "--metrics",
-        root / "metrics/study/ddim.json",
-    )
-    stage(
-        "summarize",
-        "--params",
-        params,
-        "--eval",
-        root / "metrics/eval",
-        "--quality",
-        root / "metrics/quality",
-        "--study",
-        root / "metrics/study",
-        "--survival",
-        root / "metrics/survival",
-        "--out",
-        root / "metrics/summary.json",
-        "--study-plot",
-        root / "plots/study.csv",
-    )
-    stage(
-        "report",
-        "--params",
-        params,
-        "--summary",
-        root / "metrics/summary.json",
-        "--study-plot",
-        root / "plots/study.csv",
-        "--study",
-        root / "data/study",
-        "--real",
-        no_test,
-        "--synthetic",
-        root / "data/synthetic",
-        "--datasets",
-        root / "data/datasets",
-        "--resnet",
-        root / "models/resnet",
-        "--out",
-        root / "report/index.html",
-        "--markdown",
-        root / "report/results.md",
-        "--study-png",
-        root / "report/study.png",
-    )
-    return root
+    write_params(root / "params.yaml", p)
+    shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
+    dag = Dag(root)
+    shutil.copytree(small_real, dag.arg("prepare", "--out"))
+    shutil.copytree(synthetic.parent.parent / "builtin", dag.arg("pretrain", "--out"))
+    shutil.copytree(tiny_judge, dag.arg("judge", "--out"))
+    hidden = root / "test_splits"
+    for split in TEST_SPLITS:
+        (hidden / split).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(dag.arg("prepare", "--out") / split, hidden / split)
+    for stage in dag.commands:
+        if stage in GIVEN:
+            continue
+        evaluating = stage.startswith("evaluate@")
+        for split in TEST_SPLITS if evaluating else ():
+            shutil.copytree(hidden / split, dag.arg("prepare", "--out") / split)
+        proc = dag.run(stage)
+        assert proc.returncode == 0, f"{stage}: {proc.stderr[-3000:]}"
+        for split in TEST_SPLITS if evaluating else ():
+            shutil.rmtree(dag.arg("prepare", "--out") / split)
+    return dag
 
 
 def read(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_evaluate_reports_every_seed_on_the_test_split(tiny: Path, small_real: Path):
-    m = read(tiny / "metrics/eval/ddim.json")
+def test_evaluate_reports_every_seed_on_the_test_split(tiny: Dag, small_real: Path):
+    m = read(tiny.arg("evaluate@ddim", "--out"))
     seeds = [m["resnet"]["seed0"], m["resnet"]["seed1"]]
     for s in seeds:
         assert 0 <= s["accuracy"] <= 1 and 0 <= s["macro_f1"] <= 1 and list(s["per_class_accuracy"]) == CLASSES
     assert m["resnet"]["mean_accuracy"] == pytest.approx(np.mean([s["accuracy"] for s in seeds]), abs=1e-6)
     y = m["yolo"]["seed0"]
     assert 0 <= y["mAP50-95"] <= y["mAP50"] <= 1 and list(y["per_class_AP50"]) == CLASSES
-    assert y["optimizer_steps"] == read(tiny / "models/yolo/ddim/seed0/budget.json")["optimizer_steps"] == 2
-    assert read(tiny / "metrics/eval/real_pool.json")["yolo"] == {}  # not in train_yolo.variants: no detector
-    with open(tiny / "plots/confusion/ddim.csv") as fh:
+    assert y["optimizer_steps"] == read(Run(tiny.arg("train_yolo@ddim-0", "--out")).budget)["optimizer_steps"] == 2
+    assert read(tiny.arg("evaluate@real_pool", "--out"))["yolo"] == {}  # not in train_yolo.variants: no detector
+    with open(tiny.arg("evaluate@ddim", "--confusion")) as fh:
         rows = list(csv.DictReader(fh))
-    n_test = sum(1 for _ in (small_real / "cls/test").rglob("*.png"))
-    assert n_test == 20 != sum(1 for _ in (small_real / "cls/val").rglob("*.png"))  # val would not fit
+    n_test = sum(1 for _ in Real(small_real).cls("test").rglob("*.png"))
+    assert n_test == 20 != sum(1 for _ in Real(small_real).cls("val").rglob("*.png"))  # val would not fit
     assert len(rows) == 2 * n_test and {r["actual"] for r in rows} == set(CLASSES)
     acc0 = np.mean([r["actual"] == r["predicted"] for r in rows if r["seed"] == "0"])
     assert acc0 == pytest.approx(seeds[0]["accuracy"], abs=1e-6)  # the plot and the metric agree
 
 
-def test_quality_scores_synthetic_sources(tiny: Path, tiny_judge: Path):
+def test_quality_scores_synthetic_sources(tiny: Dag, tiny_judge: Path):
     import torch
 
     from synthaug.images import image_folder
     from synthaug.quality import frechet_distance
     from synthaug.resnet import load_folder, load_images, load_trained, predict
 
-    q = read(tiny / "metrics/quality/txt2img/ddim.json")
+    q = read(tiny.arg("quality_txt2img@ddim", "--out"))
     assert q["images"] == 30 and 0 <= q["cas"] <= 1
     assert q["seconds_per_image"] > 0 and "box_survival" not in q
     # the judge's own verdicts on these 30 images, against the real *val* split's features
     judge, _ = load_trained(tiny_judge)
-    files = image_folder(tiny / "data/synthetic/txt2img/ddim", CLASSES)
+    files = image_folder(Source(tiny.arg("txt2img@ddim", "--out")).cls, CLASSES)
     probs, feats = predict(judge, load_images([f for f, _ in files], (32, 1)))
     labels = torch.tensor([k for _, k in files])
     assert q["conditional_accuracy"] == round(float((probs.argmax(1) == labels).float().mean()), 6)
-    _, val_feats = predict(judge, load_folder(tiny / "real_without_test/cls/val", CLASSES)[0])
+    _, val_feats = predict(judge, load_folder(Real(tiny.arg("prepare", "--out")).cls("val"), CLASSES)[0])
     assert q["frechet_distance"] == round(frechet_distance(feats.numpy(), val_feats.numpy()), 4)
-    assert "box_survival" not in read(tiny / "metrics/quality/img2img/0.5.json")
-    i = read(tiny / "metrics/survival/0.5.json")
-    labels = list((tiny / "data/synthetic/img2img/0.5/det_val/labels").glob("*.txt"))
+    assert "box_survival" not in read(tiny.arg("quality_img2img@0.5", "--out"))
+    i = read(tiny.arg("survival@0.5", "--out"))
+    labels = list(Detection(tiny.arg("survival@0.5", "--synthetic")).labels().glob("*.txt"))
     assert len(labels) == 2  # one img2img version of each real val canvas: held out from every detector
     assert i["box_survival_boxes"] == sum(len(f.read_text().splitlines()) for f in labels) > 0
     assert 0 <= i["box_survival"] <= 1 and 0 <= i["box_recall_real"] <= 1
 
 
-def test_study_uses_the_same_prompts_for_every_step_count(tiny: Path):
-    m = read(tiny / "metrics/study/ddim.json")
+def test_study_uses_the_same_prompts_for_every_step_count(tiny: Dag):
+    m = read(tiny.arg("study@ddim", "--metrics"))
+    study = Study(tiny.arg("study@ddim", "--out"))
     assert list(m) == ["steps_1", "steps_2"] and all(0 <= v["conditional_accuracy"] <= 1 for v in m.values())
-    one, two = (
-        sorted(str(f.relative_to(tiny / "data/study/ddim" / s)) for f in (tiny / "data/study/ddim" / s).rglob("*.png"))
-        for s in ("1", "2")
-    )
+    one, two = (sorted(str(f.relative_to(study.steps(s))) for f in study.steps(s).rglob("*.png")) for s in (1, 2))
     assert one == two and len(one) == 2 * len(CLASSES)
-    a = np.asarray(Image.open(tiny / "data/study/ddim/1" / one[0]))
-    b = np.asarray(Image.open(tiny / "data/study/ddim/2" / one[0]))
+    a = np.asarray(Image.open(study.steps(1) / one[0]))
+    b = np.asarray(Image.open(study.steps(2) / one[0]))
     assert a.shape == b.shape and not np.array_equal(a, b)
 
 
-def test_summary_means_intervals_and_paired_differences(tiny: Path):
+def test_summary_means_intervals_and_paired_differences(tiny: Dag):
     from scipy import stats
 
-    s = read(tiny / "metrics/summary.json")
-    base, ddim = read(tiny / "metrics/eval/baseline.json"), read(tiny / "metrics/eval/ddim.json")
+    s = read(tiny.arg("summarize", "--out"))
+    base, ddim = read(tiny.arg("evaluate@baseline", "--out")), read(tiny.arg("evaluate@ddim", "--out"))
     diffs = [ddim["resnet"][f"seed{k}"]["accuracy"] - base["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)]
     row = s["variants"]["ddim"]["accuracy"]["diff_vs_baseline"]
     assert row["mean"] == pytest.approx(np.mean(diffs), abs=1e-6) and row["n"] == 2
@@ -358,14 +159,14 @@ def test_summary_means_intervals_and_paired_differences(tiny: Path):
     assert s["budget"] == {"yolo_optimizer_steps": {"baseline": [1], "ddim": [2]}, "yolo_equal": False}
     assert "diff_vs_baseline" not in s["variants"]["baseline"]["accuracy"]
     assert set(s["quality"]) == {"txt2img/ddim", "img2img/0.5"} and "box_survival" in s["quality"]["img2img/0.5"]
-    with open(tiny / "plots/study.csv") as fh:
+    with open(tiny.arg("summarize", "--study-plot")) as fh:
         assert [(r["scheduler"], r["steps"]) for r in csv.DictReader(fh)] == [("ddim", "1"), ("ddim", "2")]
 
 
 def test_holm_adjustment_values():
     from scipy import stats
 
-    from stages.summarize import holm, paired
+    from synthaug.stats import holm, paired
 
     # Holm (1979): sorted p × (m, m-1, ...), made monotone, capped at 1
     assert holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": None}) == {"a": 0.03, "b": 0.06, "c": 0.06, "d": None}
@@ -377,8 +178,8 @@ def test_holm_adjustment_values():
 
 
 def test_mean_ci_and_frechet_distance_values():
-    from stages.summarize import mean_ci
     from synthaug.quality import frechet_distance
+    from synthaug.stats import mean_ci
 
     assert mean_ci([1.0, 2.0, 3.0]) == {"mean": 2.0, "ci95": pytest.approx(2.484138, abs=1e-6), "n": 3}
     assert mean_ci([0.5]) == {"mean": 0.5, "ci95": None, "n": 1}
@@ -392,7 +193,7 @@ def test_assemble_filter_drops_low_confidence_images(tmp_path: Path, base_params
     from synthaug.images import image_folder
     from synthaug.resnet import load_images, load_trained, predict
 
-    files = image_folder(synthetic, CLASSES)
+    files = image_folder(Source(synthetic).cls, CLASSES)
     probs, _ = predict(load_trained(tiny_judge)[0], load_images([f for f, _ in files]))
     conf = sorted(float(probs[i, k]) for i, (_, k) in enumerate(files))
     distinct = sorted(set(conf))
@@ -424,7 +225,7 @@ def test_assemble_filter_drops_low_confidence_images(tmp_path: Path, base_params
     keep = len(conf) - drop
     assert (f["kept"], f["dropped"], f["rejection_rate"]) == (keep, drop, pytest.approx(drop / len(conf), abs=1e-6))
     assert sum(c["kept"] for c in f["per_class"].values()) == keep
-    assert sum(1 for _ in (tmp_path / "ddim/cls/synthetic").rglob("*.png")) == keep
+    assert sum(1 for _ in Dataset(tmp_path / "ddim").cls("synthetic").rglob("*.png")) == keep
     p["filter"]["min_confidence"] = 1.0
     write_params(tmp_path / "p.yaml", p)
     proc = run_module(
@@ -448,18 +249,18 @@ def test_assemble_filter_drops_low_confidence_images(tmp_path: Path, base_params
     assert not (tmp_path / "d2").exists()
 
 
-def test_report_markdown_quotes_the_summary(tiny: Path):
-    md = (tiny / "report/results.md").read_text()
-    s = read(tiny / "metrics/summary.json")
+def test_report_markdown_quotes_the_summary(tiny: Dag):
+    md = tiny.arg("report", "--markdown").read_text()
+    s = read(tiny.arg("summarize", "--out"))
     acc = s["variants"]["ddim"]["accuracy"]
     assert f"| ddim | {acc['mean']:.3f} ± {acc['ci95']:.3f} |" in md and "| ddim | 1 |" in md
     assert "Warning: the detectors took different numbers of optimiser steps" in md  # 1 vs 2: epochs=1 cannot halve
     assert re.search(r"ResNet accuracy: (no variant beats|.* beats?) the baseline after Holm's adjustment over 2", md)
-    assert Image.open(tiny / "report/study.png").size[0] > 500
+    assert Image.open(tiny.arg("report", "--study-png")).size[0] > 500
 
 
-def test_report_is_self_contained(tiny: Path):
-    page = (tiny / "report/index.html").read_text()
+def test_report_is_self_contained(tiny: Dag):
+    page = tiny.arg("report", "--out").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)  # nothing fetched from a network
     assert "<script" not in page and page.count('src="data:image/png;base64,') >= 8
     for anchor in (
@@ -504,8 +305,8 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=180)
 
 
-def test_report_renders_in_headless_chromium(tiny: Path, tmp_path: Path):
-    page = (tiny / "report/index.html").read_text()
+def test_report_renders_in_headless_chromium(tiny: Dag, tmp_path: Path):
+    page = tiny.arg("report", "--out").read_text()
     probe = tmp_path / "probe.html"  # the report plus a load-time check, so the DOM dump carries the verdict
     probe.write_text(page.replace("</body>", CHECK + "</body>"))
     proc = chromium("--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
@@ -515,7 +316,7 @@ def test_report_renders_in_headless_chromium(tiny: Path, tmp_path: Path):
     assert check["broken"] == 0 and check["images"] >= 8
     assert check["results_rows"] == 3 and check["galleries"] == 3 and check["tables"] >= 6
     shot = tmp_path / "report.png"
-    proc = chromium(f"--screenshot={shot}", "--window-size=1280,2400", (tiny / "report/index.html").as_uri())
+    proc = chromium(f"--screenshot={shot}", "--window-size=1280,2400", tiny.arg("report", "--out").as_uri())
     assert shot.is_file(), proc.stderr[-2000:]
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
     assert pixels.shape == (2400, 1280) and pixels.std() > 10  # something was drawn, not a blank page
@@ -560,58 +361,19 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 
 
 @pytest.mark.parametrize("module, limit", [("summarize", 100), ("summarize", 2000), ("report", 100), ("report", 60000)])
-def test_a_stage_killed_mid_write_leaves_no_half_written_output(tiny: Path, tmp_path: Path, module: str, limit: int):
+def test_a_stage_killed_mid_write_leaves_no_half_written_output(tiny: Dag, tmp_path: Path, module: str, limit: int):
     """The kernel kills the stage (SIGXFSZ) the moment any file it writes passes ``limit`` bytes, i.e.
-    in the middle of writing an output: every output is then absent or whole, never cut short."""
-    params = tiny / "params.yaml"
-    if module == "summarize":
-        outs = [tmp_path / "summary.json", tmp_path / "study.csv"]
-        args = [
-            "--params",
-            params,
-            "--eval",
-            tiny / "metrics/eval",
-            "--quality",
-            tiny / "metrics/quality",
-            "--study",
-            tiny / "metrics/study",
-            "--survival",
-            tiny / "metrics/survival",
-            "--out",
-            outs[0],
-            "--study-plot",
-            outs[1],
-        ]
-    else:
-        outs = [tmp_path / "index.html", tmp_path / "results.md", tmp_path / "study.png"]
-        args = [
-            "--params",
-            params,
-            "--summary",
-            tiny / "metrics/summary.json",
-            "--study-plot",
-            tiny / "plots/study.csv",
-            "--study",
-            tiny / "data/study",
-            "--real",
-            tiny / "real_without_test",
-            "--synthetic",
-            tiny / "data/synthetic",
-            "--datasets",
-            tiny / "data/datasets",
-            "--resnet",
-            tiny / "models/resnet",
-            "--out",
-            outs[0],
-            "--markdown",
-            outs[1],
-            "--study-png",
-            outs[2],
-        ]
+    in the middle of writing an output: every output is then absent or whole, never cut short. The
+    stage runs its dvc.yaml command with the outputs redirected to a scratch folder."""
+    words = tiny.commands[module].split()
+    flags = {"summarize": ("--out", "--study-plot"), "report": ("--out", "--markdown", "--study-png")}[module]
+    outs = [tmp_path / tiny.arg(module, flag).name for flag in flags]
+    for flag, out in zip(flags, outs):
+        words[words.index(flag) + 1] = str(out)
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(
-        [sys.executable, "-c", KILLED_MID_WRITE, str(limit), f"stages.{module}", *map(str, args)],
-        cwd=ROOT,
+        [sys.executable, "-c", KILLED_MID_WRITE, str(limit), *words[2:]],
+        cwd=tiny.root,
         env=env,
         capture_output=True,
         text=True,

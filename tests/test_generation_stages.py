@@ -15,6 +15,8 @@ import pytest
 from PIL import Image
 
 from stages.prompts import make_records
+from synthaug.files import read_jsonl
+from synthaug.layout import Source, label_of
 from synthaug.params import parse_params
 from synthaug.resume import stable_seed
 from tests.conftest import ROOT, error_lines, run_module, tree_digest, write_params
@@ -73,7 +75,7 @@ def pngs(folder: Path) -> dict[str, str]:
 
 
 def manifest(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    return read_jsonl(Source(folder).manifest)
 
 
 def test_prompt_records_are_deterministic_and_seeded_per_record(params):
@@ -109,7 +111,7 @@ def test_txt2img_stage_outputs_and_is_byte_identical(tmp_path: Path, gen_params,
         "guidance": 2.0,
         "model": str(builtin_dir),
     }
-    img = Image.open(out / rows[5]["file"])
+    img = Image.open(Source(out).cls / rows[5]["file"])
     assert img.size == (32, 32) and img.mode == "L"
     text = img.text["parameters"].splitlines()
     assert text[0] == rows[5]["prompt"] and text[1].startswith("Negative prompt: ")
@@ -150,7 +152,7 @@ def test_txt2img_resumes_after_kill_9_byte_identically(tmp_path: Path, gen_param
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = len(list(journal.glob("batch*.jsonl")))
-    assert 3 <= done < 30 and not (tmp_path / "out" / "manifest.jsonl").exists(), "the run was not interrupted"
+    assert 3 <= done < 30 and not Source(tmp_path / "out").manifest.exists(), "the run was not interrupted"
     resumed = txt2img(tmp_path, gen_params, builtin_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming, {2 * done} of 60 already done" in resumed.stderr
@@ -187,7 +189,7 @@ def test_generation_errors_are_one_clear_line(tmp_path: Path, gen_params, builti
     edit(gen_params)
     proc = txt2img(tmp_path, gen_params, builtin_dir, scheduler=scheduler)
     assert proc.returncode == 1 and len(error_lines(proc)) == 1 and message in error_lines(proc)[0], proc.stderr
-    assert not (tmp_path / "out" / "manifest.jsonl").exists()
+    assert not Source(tmp_path / "out").manifest.exists()
 
 
 def test_txt2img_stage_runs_a_stable_diffusion_folder(tmp_path: Path, gen_params):
@@ -198,7 +200,7 @@ def test_txt2img_stage_runs_a_stable_diffusion_folder(tmp_path: Path, gen_params
     proc = txt2img(tmp_path, gen_params, tmp_path / "unused", scheduler="dpmpp")
     assert proc.returncode == 0, proc.stderr
     rows = manifest(tmp_path / "out")
-    img = Image.open(tmp_path / "out" / rows[0]["file"])
+    img = Image.open(Source(tmp_path / "out").cls / rows[0]["file"])
     assert len(rows) == 10 and img.size == (64, 64) and img.mode == "RGB" and rows[0]["model"] == str(sd)
     assert "Sampler: DPM++ 2M" in img.text["parameters"]
     before = pngs(tmp_path / "out")
@@ -226,29 +228,28 @@ def test_img2img_stage_keeps_labels_and_boxes(tmp_path: Path, gen_params, builti
         str(tmp_path / "out.json"),
     )
     assert proc.returncode == 0, proc.stderr
-    out = tmp_path / "out"
+    out = Source(tmp_path / "out")
     timing = json.loads((tmp_path / "out.json").read_text())
     assert timing["cls"]["images"] == 40 and timing["det"]["images"] == 6 and timing["processes"] == 1
     assert timing["cls"]["seconds_per_image"] > 0
-    cls_rows = [json.loads(x) for x in (out / "cls" / "manifest.jsonl").read_text().splitlines()]
+    cls_rows = read_jsonl(out.manifest)
     assert len(cls_rows) == 10 * 2 * 2
     for row in cls_rows[:4]:
         src = np.asarray(Image.open(small_real / row["source"]))
-        new = np.asarray(Image.open(out / "cls" / row["file"]))
+        new = np.asarray(Image.open(out.cls / row["file"]))
         assert row["file"].startswith(row["name"] + "/") and new.shape == src.shape and not np.array_equal(src, new)
-    det_rows = [json.loads(x) for x in (out / "det" / "manifest.jsonl").read_text().splitlines()]
+    det_rows = read_jsonl(out.det.manifest)
     assert len(det_rows) == 3 * 2
     for row in det_rows:
-        stem = Path(row["file"]).stem
-        src_label = small_real / "det" / "labels" / "train" / f"{Path(row['source']).stem}.txt"
-        assert (out / "det" / "labels" / f"{stem}.txt").read_text() == src_label.read_text()
+        stem, src_label = Path(row["file"]).stem, label_of(small_real / row["source"])
+        assert label_of(out.det.root / row["file"]).read_text() == src_label.read_text()
         assert len(row["boxes"]) == len(src_label.read_text().splitlines()) and row["strength"] == 0.5
         v = int(stem.rsplit("-v", 1)[1])  # the builtin regenerates each box with its own seed: those are recorded
         assert "seed" not in row and row["box_seeds"] == [
             stable_seed(gen_params["seed"], "img2img-det", Path(row["source"]).name, v, j)
             for j in range(len(row["boxes"]))
         ]
-        new = np.asarray(Image.open(out / "det" / row["file"]))
+        new = np.asarray(Image.open(out.det.root / row["file"]))
         assert new.shape == (128, 128, 3)
         assert not np.array_equal(new, np.asarray(Image.open(small_real / row["source"])))
 
@@ -288,7 +289,7 @@ def test_stages_write_nothing_to_home(tmp_path: Path, gen_params, builtin_dir):
 
 
 def test_pretrain_is_deterministic_and_loads_as_builtin(tmp_path: Path, params, small_real):
-    from synthaug.diffusion import load_backend, make_scheduler
+    from synthaug.diffusion import Sampling, load_backend
 
     params["pretrain"]["vae"].update(steps=3, batch_size=8)
     params["pretrain"]["unet"].update(steps=3, batch_size=8, channels=[16, 32])
@@ -312,8 +313,8 @@ def test_pretrain_is_deterministic_and_loads_as_builtin(tmp_path: Path, params, 
     assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
     model = load_backend("builtin", tmp_path / "a")
     assert model.classes == CLASSES and model.scheduler_config["clip_sample"] is False
-    s, kw = make_scheduler("ddim", model.scheduler_config, {})
-    assert model.txt2img([{"class": 3, "seed": 1}], s, 2, 2.0, kw).shape == (1, 32, 32)
+    sampling = Sampling.of("ddim", model.scheduler_config, {}, 2, 2.0)
+    assert model.txt2img([{"class": 3, "seed": 1}], sampling).shape == (1, 32, 32)
 
 
 def test_regenerate_boxes_repaints_only_inside_each_box_in_the_old_ink():

@@ -37,7 +37,7 @@ def test_repo_params_are_valid():
         (lambda p: p["generate"].update(dtype="fp16"), "generate.dtype: 'fp16' is not one of"),
         (lambda p: p["generate"].update(size=64), "generate.size: 64 — the builtin model samples at data.image_size"),
         (
-            lambda p: p["generate"].update(model="models/sd", size=500),
+            lambda p: p["generate"].update(model="./sd-1-5", size=500),
             "generate.size: 500 is not a multiple of 8 (Stable Diffusion's VAE halves the side 3 times); "
             "use 496 or 504",
         ),

@@ -14,6 +14,7 @@ from PIL import Image
 from synthaug import embedded as embedded_data
 from synthaug.compose import paste_digit
 from synthaug.images import letterbox
+from synthaug.layout import Real
 from tests.conftest import error_lines, run_module, tree_digest, write_params
 
 
@@ -112,7 +113,7 @@ def test_embedded_layout_sizes_and_disjointness(embedded: Path, base_params):
         files = sorted((embedded / "cls" / split).rglob("*.png"))
         hashes[split] = {sha(f) for f in files}
         assert len(hashes[split]) == len(files)
-        assert (embedded / f"contact_cls_{split}.png").is_file()
+        assert Real(embedded).sheet("cls", split).is_file()
     splits = list(hashes)
     for i, a in enumerate(splits):
         for b in splits[i + 1 :]:
@@ -140,7 +141,7 @@ def test_embedded_detection_is_a_valid_ultralytics_dataset(embedded: Path, base_
                 assert 0 <= int(c) < 10 and all(0 <= float(v) <= 1 for v in box)
         assert 1 <= min(counts) and max(counts) <= det["max_objects"] and len(set(counts)) > 1
         assert Image.open(images[0]).size == (128, 128)
-        assert (embedded / f"contact_det_{split}.png").is_file()
+        assert Real(embedded).sheet("det", split).is_file()
 
 
 def test_prepare_is_byte_deterministic(embedded: Path, base_params, tmp_path: Path):

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
+from synthaug.files import read_jsonl
+from synthaug.layout import Dataset, Real, Run, Source
 from synthaug.params import ParamsError, parse_params
 from tests.conftest import CLASSES, ROOT, error_lines, run_module, write_params
 
@@ -47,25 +49,26 @@ def ddim_dataset(tmp_path_factory, base_params, small_real, synthetic) -> Path:
 
 
 def test_assemble_links_real_splits_and_pastes_synthetic_digits(ddim_dataset: Path, small_real: Path, base_params):
-    info = json.loads((ddim_dataset / "variant.json").read_text())
+    ds = Dataset(ddim_dataset)
+    info = json.loads(ds.variant_file.read_text())
     assert info["source"] == "txt2img/ddim" and info["counts"]["cls_synthetic"] == 30
     assert info["counts"]["det_synthetic"] == 3 and info["counts"]["cls_val"] == 10
-    real_val = next((small_real / "cls" / "val" / "five").glob("*.png"))
-    linked = ddim_dataset / "cls" / "val" / "five" / real_val.name
+    real_val = next((Real(small_real).cls("val") / "five").glob("*.png"))
+    linked = ds.cls("val") / "five" / real_val.name
     assert os.path.samefile(real_val, linked)  # a hard link, not a copy
-    assert not (ddim_dataset / "cls" / "test").exists() and not (ddim_dataset / "det" / "images" / "test").exists()
-    assert "test" not in __import__("yaml").safe_load((ddim_dataset / "det" / "data.yaml").read_text())
-    assert len(list((ddim_dataset / "cls" / "synthetic" / "seven").glob("*.png"))) == 3
-    pasted = sorted((ddim_dataset / "det" / "labels" / "train").glob("xpaste_*.txt"))
+    assert not ds.cls("test").exists() and not ds.det.images("test").exists()
+    assert "test" not in __import__("yaml").safe_load(ds.det.yaml.read_text())
+    assert len(list((ds.cls("synthetic") / "seven").glob("*.png"))) == 3
+    pasted = sorted(ds.det.labels("train").glob("xpaste_*.txt"))
     assert len(pasted) == 3
     per = base_params["assemble"]["paste_per_image"]
     for i, label in enumerate(pasted):
-        src = (small_real / "det" / "labels" / "train" / f"{i:05d}.txt").read_text().splitlines()
+        src = (Real(small_real).det.labels("train") / f"{i:05d}.txt").read_text().splitlines()
         lines = label.read_text().splitlines()
         assert lines[: len(src)] == src and len(src) < len(lines) <= len(src) + per  # real boxes kept, new added
         for line in lines:
             assert all(0 <= float(v) <= 1 for v in line.split()[1:])
-    assert (ddim_dataset / "det" / "data.yaml").read_text().startswith("train: images/train")
+    assert ds.det.yaml.read_text().startswith("train: images/train")
 
 
 def test_real_pool_variant_adds_real_pool_digits_like_a_synthetic_source(tmp_path: Path, base_params, small_real):
@@ -83,17 +86,17 @@ def test_real_pool_variant_adds_real_pool_digits_like_a_synthetic_source(tmp_pat
         str(tmp_path / "pool"),
     )
     assert proc.returncode == 0, proc.stderr
-    rows = [json.loads(line) for line in (tmp_path / "pool" / "manifest.jsonl").read_text().splitlines()]
+    rows = read_jsonl(Source(tmp_path / "pool").manifest)
     assert len(rows) == 10 and all(
-        os.path.samefile(tmp_path / "pool" / r["file"], small_real / r["source"]) for r in rows
+        os.path.samefile(Source(tmp_path / "pool").cls / r["file"], small_real / r["source"]) for r in rows
     )
     proc = assemble(tmp_path, params, "real_pool", small_real, tmp_path / "pool")
     assert proc.returncode == 0, proc.stderr
-    info = json.loads((tmp_path / "real_pool" / "variant.json").read_text())
+    info = json.loads(Dataset(tmp_path / "real_pool").variant_file.read_text())
     assert (
         info["source"] == "real/pool" and info["counts"]["cls_synthetic"] == 10 and info["counts"]["det_synthetic"] == 3
     )
-    assert len(list((tmp_path / "real_pool" / "det" / "labels" / "train").glob("xpaste_*.txt"))) == 3
+    assert len(list(Dataset(tmp_path / "real_pool").det.labels("train").glob("xpaste_*.txt"))) == 3
     params["real_pool"]["per_class"] = 2  # the pool holds one per class
     proc = run_module(
         "stages.real_pool",
@@ -348,17 +351,17 @@ def test_yolo_budget_rules_in_params(params):
 def test_the_committed_detectors_all_took_the_same_optimiser_steps(base_params):
     """The pipeline's own runs (budget.json is a git-tracked DVC metric): one step count for every
     variant and seed, and the summary agrees."""
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, Dag
 
-    y = base_params["train_yolo"]
+    dag, y = Dag(ROOT), base_params["train_yolo"]
     assert len(y["seeds"]) >= 3 and "baseline" in y["variants"]
     steps = {
-        (v, s): json.loads((ROOT / f"models/yolo/{v}/seed{s}/budget.json").read_text())["optimizer_steps"]
+        (v, s): json.loads(Run(dag.arg(f"train_yolo@{v}-{s}", "--out")).budget.read_text())["optimizer_steps"]
         for v in y["variants"]
         for s in y["seeds"]
     }
     assert len(set(steps.values())) == 1, steps
-    summary = json.loads((ROOT / "metrics/summary.json").read_text())
+    summary = json.loads(dag.arg("summarize", "--out").read_text())
     assert summary["budget"]["yolo_equal"] is True
     assert {n for runs in summary["budget"]["yolo_optimizer_steps"].values() for n in runs} == set(steps.values())
 

@@ -13,7 +13,8 @@ import pytest
 import yaml
 from PIL import Image, ImageDraw
 
-from tests.conftest import sh
+from synthaug.layout import Dataset, Real, Source
+from tests.conftest import Dag, sh
 from tests.tiny_models import tiny_stable_diffusion
 
 SHAPES = ("circle", "square", "triangle")  # the class folders; sorted, so class ids 0, 1, 2
@@ -107,22 +108,24 @@ def test_user_folders_and_a_stable_diffusion_folder_run_to_the_report(scratch_re
     sh("dvc", "repro", cwd=repo)
 
     assert "up to date" in sh("dvc", "status", cwd=repo)
-    assert json.loads((repo / "data/real/classes.json").read_text()) == list(SHAPES)
+    dag = Dag(repo)
+    real, ddim = Real(dag.arg("prepare", "--out")), Dataset(dag.arg("assemble@ddim", "--out"))
+    assert real.classes() == list(SHAPES)
     # the user's yaml calls a circle 1; here it is class 0 (folders, sorted)
-    label = (repo / "data/real/det/labels/train").glob("*.txt")
+    label = real.det.labels("train").glob("*.txt")
     assert {line.split()[0] for f in label for line in f.read_text().splitlines()} == {"0", "1", "2"}
-    original = next((repo / "data/synthetic/txt2img/ddim/circle").glob("*.png"))
+    original = next((Source(dag.arg("txt2img@ddim", "--out")).cls / "circle").glob("*.png"))
     assert Image.open(original).size == (64, 64)  # sampled at the model's own size, kept for the galleries
-    for f in (repo / "data/datasets/ddim/cls/synthetic").rglob("*.png"):
+    for f in ddim.cls("synthetic").rglob("*.png"):
         assert (Image.open(f).size, Image.open(f).mode) == ((32, 32), "RGB")  # converted like the real ones
-    xpaste = sorted((repo / "data/datasets/ddim/det/images/train").glob("xpaste_*.png"))
+    xpaste = sorted(ddim.det.images("train").glob("xpaste_*.png"))
     assert len(xpaste) == 6 and Image.open(xpaste[0]).size == (64, 64)
-    assembled = json.loads((repo / "metrics/assemble/ddim.json").read_text())  # the judge filtered 32 px images
+    assembled = json.loads(dag.arg("assemble@ddim", "--metrics").read_text())  # the judge filtered 32 px images
     assert assembled["filter"]["kept"] + assembled["filter"]["dropped"] == 6  # 2 prompts per class
     assert assembled["counts"]["cls_synthetic"] == assembled["filter"]["kept"]
     for v in params["variants"]:
-        m = json.loads((repo / f"metrics/eval/{v}.json").read_text())
+        m = json.loads(dag.arg(f"evaluate@{v}", "--out").read_text())
         assert 0.0 <= m["resnet"]["seed0"]["accuracy"] <= 1.0
-    page = (repo / "report/index.html").read_text()
+    page = dag.arg("report", "--out").read_text()
     assert all(f"<b>{v}</b>" in page for v in params["variants"])  # every variant in the results table
     assert "the train split (no pool/ folder)" in page  # what the pool is, said where results are read

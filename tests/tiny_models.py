@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,7 +48,7 @@ def tiny_builtin(path: Path, classes: list[str], seed: int = 0) -> Path:
 
 def tiny_stable_diffusion(path: Path, seed: int = 0) -> Path:
     """A random Stable Diffusion 1.x-style pipeline folder: 64 px images, 32 px latents."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     tok_dir = path.parent / f"{path.name}-tokenizer"
@@ -93,6 +94,15 @@ def tiny_stable_diffusion(path: Path, seed: int = 0) -> Path:
         norm_num_groups=32,
         sample_size=64,
     )
+    sd_pipeline(vae, text_encoder, tokenizer, unet).save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def sd_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any) -> Any:
+    """A Stable Diffusion 1.x pipeline of these parts with SD's own DDIM schedule and no safety checker
+    (also bench/gpu_sampling.py's full-size random one)."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -101,7 +111,7 @@ def tiny_stable_diffusion(path: Path, seed: int = 0) -> Path:
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    pipe = StableDiffusionPipeline(
+    return StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
@@ -111,5 +121,3 @@ def tiny_stable_diffusion(path: Path, seed: int = 0) -> Path:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipe.save_pretrained(path, safe_serialization=True)
-    return path

@@ -1,0 +1,39 @@
+"""dvc.yaml as DVC itself reads it: each stage's command, with its matrix and foreach expanded for the
+repo's params.yaml. dvc.yaml is the one place that chooses every path; code that needs to find an
+output (the tests, the benchmarks) asks it here instead of writing the path again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Dag:
+    """The stages of ``root``'s dvc.yaml, in an order that runs each after what it depends on."""
+
+    def __init__(self, root: Path = ROOT):
+        import networkx as nx
+        from dvc.repo import Repo
+
+        root = self.root = Path(root)
+        if not (root / ".dvc").is_dir():  # a folder with a dvc.yaml but no DVC repo yet (a test's)
+            subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=root, check=True)
+        with Repo(str(root)) as repo:
+            order = reversed(list(nx.topological_sort(repo.index.graph)))
+            self.commands = {stage.addressing: stage.cmd for stage in order}
+
+    def arg(self, stage: str, flag: str) -> Path:
+        """The path a stage's command passes as ``flag`` (``--out``), under root."""
+        words = self.commands[stage].split()
+        return self.root / words[words.index(flag) + 1]
+
+    def run(self, stage: str, code: Path = ROOT, **kwargs) -> subprocess.CompletedProcess:
+        """Run the stage's command in root as ``dvc repro`` would, with ``code`` (this checkout's
+        stages and synthaug) on the path."""
+        env = dict(os.environ, PYTHONPATH=str(code), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+        cmd = self.commands[stage]
+        return subprocess.run(cmd, shell=True, cwd=self.root, env=env, text=True, capture_output=True, **kwargs)
