@@ -1,11 +1,12 @@
-# Two entry points: `make repro` (the pipeline) and `make test` (the suite). Both build .venv first.
+# Three entry points: `make repro` (the pipeline), `make test` (the suite), `make app` (the local UI;
+# ARGS="--host 0.0.0.0 --port 8080" for another interface or port). Each builds .venv first.
 VENV   := .venv
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro test chromium clean-venv
+.PHONY: repro test app chromium clean-venv
 
 $(STAMP): requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +15,9 @@ $(STAMP): requirements.txt
 
 repro: $(STAMP)
 	dvc repro
+
+app: $(STAMP)
+	python -m synthaug.app $(ARGS)
 
 test: $(STAMP) chromium
 	ruff format --check .

@@ -24,7 +24,7 @@ class Dag:
             subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=root, check=True)
         with Repo(str(root)) as repo:
             order = reversed(list(nx.topological_sort(repo.index.graph)))
-            self.commands = {stage.addressing: stage.cmd for stage in order}
+            self.commands = {stage.name: stage.cmd for stage in order}  # name: "txt2img@ddim", wherever the cwd is
 
     def arg(self, stage: str, flag: str) -> Path:
         """The path a stage's command passes as ``flag`` (``--out``), under root."""

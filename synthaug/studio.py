@@ -1,0 +1,336 @@
+"""The app's engine (``synthaug/app.py`` is its Gradio face), over the pipeline's own code.
+
+Models load through :func:`synthaug.diffusion.load_backend`, once each (switching the scheduler
+rebuilds only the scheduler, :meth:`Sampling.of`); params validate through :mod:`synthaug.params`;
+images are written by :func:`synthaug.images.save_png` with the ``parameters`` chunk txt2img writes
+(:mod:`synthaug.parameters`). So an image made here with a prompt record's params and seed is the
+txt2img stage's image, byte for byte. Nothing here writes to the pipeline's outputs: images go to the
+folder the app is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import re
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+
+from synthaug import registry
+from synthaug.diffusion import Backend, Sampling, load_backend
+from synthaug.errors import DataError, UserError
+from synthaug.images import letterbox, save_png
+from synthaug.parameters import sd_parameters
+from synthaug.params import Params, ParamsError, parse_params
+
+AXES = ("scheduler", "steps", "guidance", "strength", "seed")
+MAX_SIDE = 8192  # an upload larger than this (either side) is refused before it is decoded further
+
+
+class Cancelled(UserError):
+    """The user pressed Cancel: sampling stopped after the current denoising step."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation: the model, what to draw, how to sample it, and the first seed (image ``i`` of a
+    batch has seed ``seed + i``). The builtin model draws a class, ``label`` (default: the prompt, when
+    it is a class name); the prompt is then only written into the parameters chunk, as txt2img does."""
+
+    model: str = "builtin"
+    label: str = ""
+    prompt: str = ""
+    negative_prompt: str = ""
+    scheduler: str = "ddim"
+    options: dict[str, Any] = field(default_factory=dict)
+    steps: int = 25
+    guidance: float = 2.0
+    seed: int = 0
+    batch: int = 1
+    strength: float | None = None  # img2img only
+
+    def check(self) -> None:
+        """One message per bad value, naming the field and the fix."""
+        if self.scheduler not in registry.SCHEDULERS:
+            close = difflib.get_close_matches(self.scheduler, registry.SCHEDULERS, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(registry.SCHEDULERS)})"
+            raise UserError(f"scheduler: unknown '{self.scheduler}'{hint}")
+        rules = [
+            ("steps", self.steps, 1 <= self.steps <= 1000, "a whole number from 1 to 1000"),
+            ("guidance", self.guidance, 0 <= self.guidance <= 50, "from 0 to 50"),
+            ("seed", self.seed, 0 <= self.seed < 2**32 - 64, "from 0 to 2^32 - 65"),
+            ("batch size", self.batch, 1 <= self.batch <= 16, "from 1 to 16"),
+        ]
+        if self.strength is not None:
+            rules.append(("strength", self.strength, 0 < self.strength <= 1, "in (0, 1]"))
+        for name, value, ok, fix in rules:
+            if not ok:
+                raise UserError(f"{name}: {value} is out of range; use a value {fix}")
+
+    def replace(self, **changes: Any) -> Request:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Made:
+    """One generated image: where its PNG is, its ``parameters`` chunk and its share of the time."""
+
+    path: Path
+    parameters: str
+    seconds: float
+
+
+def open_upload(path: Path) -> Image.Image:
+    """A user's upload as an image (any size and mode; EXIF orientation applied), or one clear error."""
+    from PIL import ImageOps
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise DataError(f"{path.name}: empty file; upload a PNG, JPEG or WebP image")
+    try:
+        with Image.open(path) as img:
+            if max(img.size) > MAX_SIDE:
+                raise DataError(
+                    f"{path.name}: {img.width}×{img.height} px; upload an image at most {MAX_SIDE} px a side"
+                )
+            img = ImageOps.exif_transpose(img)
+            img.load()
+            return img
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{path.name}: too many pixels to decode; upload an image at most {MAX_SIDE} px a side"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DataError(f"{path.name}: not an image Pillow can read ({type(exc).__name__})") from None
+
+
+class Studio:
+    """The app's state: the validated params, the builtin model's folder, and every model loaded so far."""
+
+    def __init__(self, params: Params, builtin: Path, out: Path, builtin_label: str):
+        """``builtin_label``: how the parameters chunk names the builtin model (txt2img writes the path
+        dvc.yaml passes it, ``models/builtin``)."""
+        from synthaug.cli import pin_threads
+
+        pin_threads(params.launch.sampling.threads)  # the pixels txt2img makes depend on the thread count
+        self.params, self.builtin, self.out, self.builtin_label = params, Path(builtin), Path(out), builtin_label
+        self._backends: dict[str, Backend] = {}
+        self.loads = 0  # how many times a model was loaded (the tests check the cache)
+
+    def backend(self, model: str) -> Backend:
+        if model not in self._backends:
+            g = self.params.generate
+            self._backends[model] = load_backend(
+                model, self.builtin, offline=g.offline, device=g.device, dtype=g.dtype, size=g.size
+            )
+            self.loads += 1
+        return self._backends[model]
+
+    def records(self, req: Request, backend: Backend) -> list[dict]:
+        """The prompt records of a request, as the prompts stage writes them (class, prompt, seed)."""
+        k = -1
+        if not backend.text_conditioned:
+            label = req.label or req.prompt
+            if label not in backend.classes:
+                hint = difflib.get_close_matches(label, backend.classes, n=1)
+                raise UserError(
+                    f"class: the builtin model draws one of {', '.join(backend.classes)}"
+                    + (f"; did you mean '{hint[0]}'?" if hint else "")
+                )
+            k = backend.classes.index(label)
+        return [
+            {"class": k, "prompt": req.prompt, "negative_prompt": req.negative_prompt, "seed": req.seed + i}
+            for i in range(req.batch)
+        ]
+
+    def generate(
+        self,
+        req: Request,
+        image: Image.Image | None = None,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> list[Made]:
+        """txt2img (``image`` None) or img2img of ``image`` (letterboxed to the model's size in its mode,
+        as the img2img stage does); every image saved as a PNG with its parameters chunk."""
+        req.check()
+        if image is not None and req.strength is None:
+            raise UserError("strength: img2img needs a strength in (0, 1]")
+        backend = self.backend(req.model)
+        records = self.records(req, backend)
+        strength = req.strength if image is not None else None
+        sampling = Sampling.of(
+            req.scheduler, backend.scheduler_config, req.options, req.steps, req.guidance, on_step=on_step
+        )
+        t0 = time.perf_counter()
+        if image is None:
+            out = backend.txt2img(records, sampling)
+        else:
+            mode = "L" if backend.channels == 1 else "RGB"
+            source = np.asarray(letterbox(image, backend.image_size, mode, 0)[0])
+            sampling = dataclasses.replace(sampling, strength=strength)
+            out = backend.img2img(np.stack([source] * len(records)), records, sampling)
+        seconds = (time.perf_counter() - t0) / len(records)
+        model_id = self.builtin_label if req.model == "builtin" else req.model
+        sampler = registry.SCHEDULERS[req.scheduler][1]
+        made = []
+        for record, pixels in zip(records, out):
+            text = sd_parameters(record, sampler, req.steps, req.guidance, pixels.shape[1::-1], model_id, strength)
+            path = self.out / f"{int(time.time() * 1000)}-{os.getpid()}-{record['seed']}.png"
+            save_png(pixels, path, {"parameters": text})
+            made.append(Made(path, text, seconds))
+        return made
+
+    def pipeline_image(
+        self, records: Sequence[dict], index: int, scheduler: str, on_step: Callable[[int, int], None] | None = None
+    ) -> Made:
+        """Prompt record ``index`` made exactly as ``txt2img@<scheduler>`` makes it: params.yaml's model
+        and sampling, and the same batch around it (batched arithmetic rounds differently for another
+        batch size), so the PNG is the stage's, byte for byte."""
+        if not 0 <= index < len(records):
+            raise UserError(f"record: {index} is not one of the {len(records)} prompt records")
+        g = self.params.generate
+        if scheduler not in self.params.schedulers:
+            raise UserError(f"scheduler: no schedulers.{scheduler} section in params.yaml")
+        backend = self.backend(g.model)
+        start = index - index % g.batch_size  # txt2img's fixed partition into batches
+        options = self.params.schedulers[scheduler]
+        sampling = Sampling.of(scheduler, backend.scheduler_config, options, g.steps, g.guidance, on_step=on_step)
+        t0 = time.perf_counter()
+        pixels = backend.txt2img(records[start : start + g.batch_size], sampling)[index - start]
+        model_id = self.builtin_label if g.model == "builtin" else g.model
+        sampler = registry.SCHEDULERS[scheduler][1]
+        text = sd_parameters(records[index], sampler, g.steps, g.guidance, pixels.shape[1::-1], model_id)
+        path = self.out / f"{records[index].get('id', index)}-{scheduler}.png"
+        save_png(pixels, path, {"parameters": text})
+        return Made(path, text, time.perf_counter() - t0)
+
+    def grid(
+        self,
+        req: Request,
+        x: tuple[str, Sequence[Any]],
+        y: tuple[str, Sequence[Any]],
+        image: Image.Image | None = None,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> tuple[Path, list[list[float]]]:
+        """An X/Y grid in the AUTOMATIC1111 manner: one image per (x, y) value pair, everything else —
+        the seed included — as in ``req``; labelled axes; and each cell's seconds per image."""
+        for axis, values in (x, y):
+            if axis not in AXES:
+                raise UserError(f"axis: unknown '{axis}'; choose one of {', '.join(AXES)}")
+            if not values:
+                raise UserError(f"axis {axis}: give at least one value")
+        cells, seconds = [], []
+        for yv in y[1]:
+            row = []
+            for xv in x[1]:
+                cell = req.replace(**{x[0]: xv, y[0]: yv}, batch=1)
+                if "scheduler" in (x[0], y[0]):
+                    cell = cell.replace(options=self.params.schedulers.get(cell.scheduler, {}))
+                made = self.generate(cell, image, on_step)[0]
+                cells.append(Image.open(made.path))
+                row.append(round(made.seconds, 4))
+            seconds.append(row)
+        sheet = labelled_grid(cells, [f"{x[0]} {v}" for v in x[1]], [f"{y[0]} {v}" for v in y[1]])
+        path = self.out / f"grid-{int(time.time() * 1000)}-{os.getpid()}.png"
+        save_png(sheet, path)
+        return path, seconds
+
+
+def labelled_grid(cells: Sequence[Image.Image], columns: Sequence[str], rows: Sequence[str]) -> Image.Image:
+    """Cells (row-major) under column labels and beside row labels, each cell at least 128 px."""
+    side = max(128, max(max(c.size) for c in cells))
+    font = ImageFont.load_default(size=14)
+    margin, top = 150, 28
+    sheet = Image.new("RGB", (margin + len(columns) * (side + 4), top + len(rows) * (side + 4)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, label in enumerate(columns):
+        draw.text((margin + i * (side + 4) + 4, 6), str(label), fill="black", font=font)
+    for j, label in enumerate(rows):
+        draw.text((6, top + j * (side + 4) + side // 2 - 7), str(label), fill="black", font=font)
+    for n, cell in enumerate(cells):
+        i, j = n % len(columns), n // len(columns)
+        tile = cell.convert("RGB").resize((side, side), Image.Resampling.NEAREST)
+        sheet.paste(tile, (margin + i * (side + 4), top + j * (side + 4)))
+    return sheet
+
+
+def set_param(raw: dict, key: str, value: Any) -> None:
+    """Set a dotted params key in a params mapping (``generate.steps``), creating no new sections."""
+    node = raw
+    *parents, last = key.split(".")
+    for i, part in enumerate(parents):
+        if not isinstance(node, dict) or part not in node:
+            raise ParamsError(f"{'.'.join(parents[: i + 1])}: no such params section")
+        node = node[part]
+    if not isinstance(node, dict):
+        raise ParamsError(f"{'.'.join(parents)}: not a section")
+    node[last] = value
+
+
+def overrides_to_params(base: dict, overrides: dict[str, Any]) -> Params:
+    """params.yaml's mapping with ``overrides`` applied, validated as ``dvc exp run -S`` would be."""
+    raw = json.loads(json.dumps(base))
+    for key, value in overrides.items():
+        set_param(raw, key, value)
+    return parse_params(raw)
+
+
+def hydra_value(value: Any) -> str:
+    """A value as ``dvc exp run -S key=value`` reads it (Hydra's override grammar): a string that is not
+    a plain word is quoted, so a comma in it is not a sweep."""
+    if isinstance(value, str):
+        if re.fullmatch(r"[A-Za-z_][\w./:+-]*", value) and value.lower() not in ("true", "false", "null", "none"):
+            return value
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def has_key(raw: dict, key: str) -> bool:
+    node: Any = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def exp_run_argv(overrides: dict[str, Any], base: dict, queue: bool = False) -> list[str]:
+    """``dvc exp run [--queue] -S key=value ...`` for params overrides (in the given order); a key
+    params.yaml (``base``) does not have yet is added (Hydra's ``+key=value``)."""
+    argv = ["dvc", "exp", "run", *(["--queue"] if queue else [])]
+    for key, value in overrides.items():
+        argv += ["-S", f"{'' if has_key(base, key) else '+'}{key}={hydra_value(value)}"]
+    return argv
+
+
+def request_overrides(req: Request, params: Params) -> dict[str, Any]:
+    """The params that make ``req``'s images in the pipeline (txt2img, or img2img at its strength)."""
+    out: dict[str, Any] = {
+        "generate.model": req.model,
+        "generate.steps": req.steps,
+        "generate.guidance": req.guidance,
+        "prompts.negative_prompt": req.negative_prompt,
+    }
+    if req.strength is None:
+        schedulers = list(dict.fromkeys([*params.txt2img.schedulers, req.scheduler]))
+        out["txt2img.schedulers"] = schedulers
+        out |= {f"schedulers.{req.scheduler}.{k}": v for k, v in req.options.items()}
+    else:
+        out["img2img.strengths"] = list(dict.fromkeys([*params.img2img.strengths, req.strength]))
+        out["img2img.scheduler"] = req.scheduler
+        out |= {f"img2img.scheduler_options.{k}": v for k, v in req.options.items()}
+    return out
+
+
+def command_line(argv: Sequence[str]) -> str:
+    return shlex.join(argv)

@@ -1,0 +1,208 @@
+"""The app's Gradio layout (``synthaug/app.py`` holds the handlers): four tabs wired to :class:`App`.
+
+Every handler turns a :class:`~synthaug.errors.UserError` into ``gr.Error``: the message shows in the
+UI and the app keeps serving.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from synthaug import registry
+from synthaug.errors import UserError
+from synthaug.offline import harden
+from synthaug.studio import AXES
+
+# The two classic comparisons: (mode, (X axis, values), (Y axis, values)).
+PRESETS = {
+    "DDIM vs PNDM over steps": ("txt2img", ("scheduler", "ddim, pndm"), ("steps", "10, 25, 50")),
+    "strength 0.4 vs 0.8 over seeds": ("img2img", ("strength", "0.4, 0.8"), ("seed", "0, 1, 2")),
+}
+
+MODEL_HELP = "builtin, a local diffusers folder or a cached hub id"
+FORM = (
+    "mode",
+    "model",
+    "label",
+    "prompt",
+    "negative_prompt",
+    "scheduler",
+    "options",
+    "steps",
+    "guidance",
+    "seed",
+    "random_seed",
+    "batch",
+    "upload",
+    "real_image",
+    "strength",
+)
+
+
+def gradio_offline(folder: Path) -> None:
+    """Before gradio is imported: no analytics or version check, its temp files in ``folder`` (an
+    ignored folder of the repo, not the system temp dir or the home directory), hub offline."""
+    harden()
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ.update(
+        GRADIO_ANALYTICS_ENABLED="False",
+        GRADIO_TEMP_DIR=str(folder / "tmp"),
+        GRADIO_SERVER_NAME=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        HF_HOME=str(folder / "hf"),
+    )
+
+
+def shown(fn: Callable) -> Callable:
+    """A handler whose user errors show in the UI (``gr.Error``) instead of failing the event."""
+    import gradio as gr
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    return wrapper
+
+
+def build(app: Any) -> Any:
+    import gradio as gr
+
+    params = app.studio.params
+    classes = app.studio.backend("builtin").classes if app.studio.builtin.is_dir() else []
+    with gr.Blocks(title="synthaug", analytics_enabled=False) as demo:
+        gr.Markdown("# synthaug — synthetic training images, measured")
+        with gr.Tab("Sample"):
+            with gr.Row():
+                mode = gr.Radio(["txt2img", "img2img"], value="txt2img", label="mode")
+                model = gr.Textbox(
+                    "builtin", label="model", info="builtin, a local diffusers folder or a cached hub id"
+                )
+            with gr.Row():
+                label = gr.Dropdown(classes, value=classes[0] if classes else None, label="class (builtin model)")
+                prompt = gr.Textbox(classes[0] if classes else "", label="prompt", elem_id="prompt")
+                negative = gr.Textbox(params.prompts.negative_prompt, label="negative prompt")
+            with gr.Row():
+                scheduler = gr.Dropdown(list(registry.SCHEDULERS), value="ddim", label="scheduler")
+                options = gr.Textbox(json.dumps(params.schedulers.get("ddim", {})), label="scheduler options (JSON)")
+                steps = gr.Slider(1, 150, value=params.generate.steps, step=1, label="steps")
+                guidance = gr.Slider(0, 20, value=params.generate.guidance, step=0.5, label="guidance")
+            with gr.Row():
+                seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
+                random_seed = gr.Checkbox(False, label="random seed")
+                batch = gr.Slider(1, 8, value=1, step=1, label="batch size")
+            with gr.Row():
+                upload = gr.Image(type="filepath", label="img2img source (any size or mode)", image_mode=None)
+                real_image = gr.Dropdown(list(app.real_images()), label="…or a real train image")
+                strength = gr.Slider(0.01, 1.0, value=0.5, step=0.01, label="strength (img2img)")
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary", elem_id="generate")
+                cancel = gr.Button("Cancel")
+            with gr.Accordion("…or make one of the pipeline's prompt records exactly as txt2img does", open=False):
+                with gr.Row():
+                    ids = [r["id"] for r in app.prompt_records()]
+                    record = gr.Dropdown(ids, value=ids[0] if ids else None, label="prompt record")
+                    make_record = gr.Button("Make it as the pipeline does (byte for byte)")
+            gallery = gr.Gallery(label="images", columns=4, elem_id="gallery")
+            parameters = gr.Textbox(label="parameters (the PNG's chunk)", lines=3, elem_id="parameters")
+            command = gr.Textbox(label="copy as command: the pipeline run that makes the same images", lines=2)
+            png = gr.File(label="load parameters from a PNG", file_types=[".png"], type="filepath")
+        form = [mode, model, label, prompt, negative, scheduler, options, steps, guidance, seed, random_seed, batch]
+        form += [upload, real_image, strength]
+
+        def values(args: tuple) -> dict[str, Any]:
+            return dict(zip(FORM, args))
+
+        @shown
+        def on_generate(*args: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008 (Gradio's idiom)
+            return app.sample(values(args), progress)
+
+        generate.click(on_generate, form, [gallery, parameters, command])
+
+        @shown
+        def on_record(record_id: str, scheduler_name: str, progress: Any = gr.Progress()) -> tuple:  # noqa: B008
+            return app.pipeline(record_id, scheduler_name, progress)
+
+        make_record.click(on_record, [record, scheduler], [gallery, parameters, command])
+        cancel.click(lambda: app.cancel.set(), None, None, queue=False)
+        scheduler.change(lambda s: json.dumps(params.schedulers.get(s, {})), scheduler, options)
+        label.change(lambda k: k, label, prompt)
+
+        @shown
+        def on_png(path: str | None) -> list:
+            v = app.load_png(path)
+            keys = ("mode", "model", "prompt", "negative_prompt", "scheduler", "options", "steps", "guidance", "seed")
+            return [v[k] for k in keys] + [v.get("strength", 0.5)]
+
+        png.upload(on_png, png, [mode, model, prompt, negative, scheduler, options, steps, guidance, seed, strength])
+
+        with gr.Tab("Compare"):
+            gr.Markdown("An X/Y grid over the Sample tab's settings: the same seed in every cell.")
+            with gr.Row():
+                x_axis = gr.Dropdown(list(AXES), value="scheduler", label="X")
+                x_values = gr.Textbox("ddim, pndm", label="X values")
+                y_axis = gr.Dropdown(list(AXES), value="steps", label="Y")
+                y_values = gr.Textbox("10, 25, 50", label="Y values")
+            with gr.Row():
+                preset_buttons = [gr.Button(name) for name in PRESETS]
+                run_grid = gr.Button("Make grid", variant="primary")
+            grid = gr.Image(label="grid", type="filepath")
+            seconds = gr.Dataframe(label="seconds per image")
+
+        @shown
+        def on_grid(*args: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008 (Gradio's idiom)
+            *form_values, xa, xv, ya, yv = args
+            return app.compare(values(tuple(form_values)), (xa, xv), (ya, yv), progress)
+
+        run_grid.click(on_grid, [*form, x_axis, x_values, y_axis, y_values], [grid, seconds])
+        for button, name in zip(preset_buttons, PRESETS):
+            m, (xa, xv), (ya, yv) = PRESETS[name]
+            button.click(
+                lambda m=m, xa=xa, xv=xv, ya=ya, yv=yv: (m, xa, xv, ya, yv),
+                None,
+                [mode, x_axis, x_values, y_axis, y_values],
+            )
+
+        with gr.Tab("Experiments"):
+            gr.Markdown(
+                "Params overrides, one `key: value` per line, checked as the pipeline checks params.yaml; "
+                "**Queue** adds a `dvc exp run --queue` experiment (never run in your workspace)."
+            )
+            overrides = gr.Textbox("generate.steps: 30\n", lines=5, label="overrides")
+            with gr.Row():
+                validate = gr.Button("Check")
+                queue = gr.Button("Queue", variant="primary")
+                jobs = gr.Number(1, precision=0, label="workers")
+                start = gr.Button("Start workers")
+                stop = gr.Button("Stop workers")
+                refresh = gr.Button("Refresh")
+            message = gr.Textbox(label="result", lines=3)
+            status = gr.Textbox(label="queue (dvc queue status)", lines=6)
+            exps = gr.Dataframe(headers=["experiment", "status", "params changed", "accuracy gain vs baseline"])
+            with gr.Row():
+                log_name = gr.Textbox(label="experiment name")
+                show_log = gr.Button("Show log")
+            log = gr.Textbox(label="log (dvc queue logs)", lines=10)
+        ex = app.experiments
+        validate.click(shown(lambda t: f"ok: {len(ex.overrides(t))} override(s) valid"), overrides, message)
+        queue.click(shown(ex.queue), overrides, message)
+        start.click(shown(lambda n: ex.dvc("queue", "start", "-j", str(int(n or 1)))), jobs, message)
+        stop.click(shown(lambda: ex.dvc("queue", "stop")), None, message)
+        refresh.click(shown(lambda: (ex.dvc("queue", "status"), ex.table())), None, [status, exps])
+        show_log.click(shown(lambda n: ex.dvc("queue", "logs", n.strip())), log_name, log)
+
+        with gr.Tab("Results"):
+            reload = gr.Button("Reload")
+            summary = gr.Dataframe(
+                headers=["variant", "metric", "mean", "±95%", "Δ vs baseline", "Δ ±95%", "p (Holm)"],
+                value=app.summary_rows(),
+            )
+            report = gr.HTML(app.report_html())
+        reload.click(lambda: (app.summary_rows(), app.report_html()), None, [summary, report])
+    return demo
