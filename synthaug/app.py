@@ -16,6 +16,7 @@ import json
 import os
 import random
 import subprocess
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ import yaml
 from synthaug.dag import ROOT, Dag
 from synthaug.errors import UserError
 from synthaug.files import read_json, read_jsonl
-from synthaug.layout import Real
+from synthaug.layout import Real, Run
 from synthaug.parameters import parse
 from synthaug.params import load_params
 from synthaug.studio import (
@@ -93,19 +94,23 @@ class App:
     def sample(self, form: dict[str, Any], progress: Any = None) -> tuple[list[tuple[str, str]], str, str]:
         """Generate: (gallery of (PNG, seed caption), the first image's parameters, the pipeline command)."""
         req = self.request(form)
+        req.check()  # the form's values first, then the upload
+        made = self.studio.generate(req, self.source_image(form), self.stepper(progress, "step"))
+        command = command_line(exp_run_argv(request_overrides(req, self.studio.params), self.experiments.raw_params()))
+        gallery = [(str(m.path), f"seed {req.seed + i}, {m.seconds:.2f} s") for i, m in enumerate(made)]
+        return gallery, made[0].parameters, command
+
+    def stepper(self, progress: Any, desc: str) -> Any:
+        """The per-step callback: a Gradio progress bar, and the Cancel button's stop (checked every step)."""
         self.cancel.clear()
 
         def on_step(done: int, total: int) -> None:
             if self.cancel.is_set():
-                raise Cancelled("cancelled")
+                raise Cancelled("cancelled: sampling stopped after the current step")
             if progress is not None:
-                progress((done, total), desc=f"step {done} of {total}")
+                progress((done, total), desc=f"{desc} {done} of {total}")
 
-        req.check()  # the form's values first, then the upload
-        made = self.studio.generate(req, self.source_image(form), on_step)
-        command = command_line(exp_run_argv(request_overrides(req, self.studio.params), self.experiments.raw_params()))
-        gallery = [(str(m.path), f"seed {req.seed + i}, {m.seconds:.2f} s") for i, m in enumerate(made)]
-        return gallery, made[0].parameters, command
+        return on_step
 
     def prompt_records(self) -> list[dict]:
         """The prompts stage's records (its file when it has run, else made from params as it makes them)."""
@@ -124,11 +129,7 @@ class App:
         if record_id not in ids:
             raise UserError(f"record: no prompt record {record_id!r} (e.g. {ids[0]})")
 
-        def on_step(done: int, total: int) -> None:
-            if progress is not None:
-                progress((done, total), desc=f"batch of {self.studio.params.generate.batch_size}, step {done}")
-
-        made = self.studio.pipeline_image(records, ids.index(record_id), scheduler, on_step)
+        made = self.studio.pipeline_image(records, ids.index(record_id), scheduler, self.stepper(progress, "step"))
         params = self.studio.params
         if scheduler in params.txt2img.schedulers:
             command = f"dvc repro txt2img@{scheduler}"
@@ -154,7 +155,7 @@ class App:
     # --- Compare ----------------------------------------------------------------------------------
     def compare(
         self, form: dict[str, Any], x: tuple[str, str], y: tuple[str, str], progress: Any = None
-    ) -> tuple[str, list[list[Any]]]:
+    ) -> tuple[str, dict[str, list]]:
         """The X/Y grid image and a table of seconds per image (rows: y values, columns: x values)."""
         req = self.request(form)
         axes = [(name, parse_values(name, text)) for name, text in (x, y)]
@@ -162,17 +163,9 @@ class App:
             raise UserError(f"axes: X and Y are both {axes[0][0]}; choose two different ones")
         if "strength" in (x[0], y[0]) and req.strength is None:
             raise UserError("axis strength: switch the mode to img2img (strength is img2img's)")
-        self.cancel.clear()
-
-        def on_step(done: int, total: int) -> None:
-            if self.cancel.is_set():
-                raise Cancelled("cancelled")
-            if progress is not None:
-                progress((done, total), desc="grid")
-
-        path, seconds = self.studio.grid(req, axes[0], axes[1], self.source_image(form), on_step)
-        table = [[f"{y[0]} {v}", *row] for v, row in zip(axes[1][1], seconds)]
-        return str(path), table
+        path, seconds = self.studio.grid(req, axes[0], axes[1], self.source_image(form), self.stepper(progress, "grid"))
+        rows = [[f"{y[0]} {v}", *row] for v, row in zip(axes[1][1], seconds)]
+        return str(path), {"headers": ["s / image", *(f"{x[0]} {v}" for v in axes[0][1])], "data": rows}
 
     # --- Results ----------------------------------------------------------------------------------
     def report_html(self) -> str:
@@ -221,12 +214,27 @@ class Experiments:
         overrides_to_params(self.raw_params(), out)  # raises ParamsError naming the key and the fix
         return out
 
+    def check(self, text: str) -> str:
+        """The Check button: the overrides' verdict as text, shown beside the field."""
+        try:
+            return f"ok: {len(self.overrides(text))} override(s), valid params"
+        except UserError as exc:
+            return f"error: {exc}"
+
     def dvc(self, *args: str, timeout: int = 600) -> str:
+        """Run a DVC command in the repo; its output, or one error line. Output goes through files, not
+        pipes: ``dvc queue start`` leaves daemon workers holding whatever it was given until they exit."""
         env = dict(os.environ, DVC_NO_ANALYTICS="1")
-        proc = subprocess.run(["dvc", *args], cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout)
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.run(["dvc", *args], cwd=self.root, env=env, stdout=out, stderr=err, timeout=timeout)
+            out.seek(0), err.seek(0)
+            stdout, stderr = out.read(), err.read()
         if proc.returncode:
-            raise UserError(f"dvc {' '.join(args)}: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
-        return proc.stdout
+            raise UserError(f"dvc {' '.join(args)}: {' '.join((stderr or stdout).strip().splitlines()[-1:])}")
+        return stdout
+
+    def start(self, workers: int) -> str:
+        return self.dvc("queue", "start", "-j", str(max(1, int(workers or 1))))
 
     def queue(self, text: str) -> str:
         argv = exp_run_argv(self.overrides(text), self.raw_params(), queue=True)
@@ -253,6 +261,43 @@ class Experiments:
                         ]
                     )
         return table
+
+    def curves(self, name: str) -> tuple[Any, Any]:
+        """An experiment's ResNet training curves (mean val accuracy over seeds, per variant) and its
+        scheduler study (conditional accuracy per steps), read at that experiment's commit through
+        DVC's API; ``name``: an experiment name or any git revision."""
+        import csv
+        import io
+
+        import dvc.api
+        import matplotlib.pyplot as plt
+
+        def read(path: Path) -> str:
+            try:
+                return dvc.api.read(path.relative_to(self.root).as_posix(), repo=str(self.root), rev=name.strip())
+            except Exception as exc:  # DVC's own errors: no such revision, no such file there
+                raise UserError(f"experiment {name!r}: cannot read {path.name} ({type(exc).__name__})") from None
+
+        params = yaml.safe_load(read(self.params_file))
+        dag = Dag(self.root)
+        resnet = dag.arg("evaluate@baseline", "--resnet").parent
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        for variant in params["variants"]:
+            runs = [list(csv.DictReader(io.StringIO(read(Run.of(resnet, s, variant).history))))
+                    for s in params["train_resnet"]["seeds"]]  # fmt: skip
+            steps = [int(r["step"]) for r in runs[0]]
+            mean = [sum(float(run[i]["val_accuracy"]) for run in runs) / len(runs) for i in range(len(steps))]
+            ax.plot(steps, mean, label=variant)
+        ax.set(xlabel="step", ylabel="val accuracy (mean over seeds)", title=f"{name}: ResNet training")
+        ax.legend(fontsize=7)
+        study, sx = plt.subplots(figsize=(6, 3.2))
+        rows = list(csv.DictReader(io.StringIO(read(dag.arg("summarize", "--study-plot")))))
+        for scheduler in dict.fromkeys(r["scheduler"] for r in rows):
+            points = [(int(r["steps"]), float(r["conditional_accuracy"])) for r in rows if r["scheduler"] == scheduler]
+            sx.plot(*zip(*points), marker="o", label=scheduler)
+        sx.set(xlabel="steps", ylabel="conditional accuracy", title=f"{name}: scheduler study")
+        sx.legend(fontsize=7)
+        return fig, study
 
 
 def parse_values(axis: str, text: str) -> list[Any]:

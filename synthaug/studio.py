@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import json
 import os
 import re
@@ -124,6 +125,8 @@ class Studio:
         pin_threads(params.launch.sampling.threads)  # the pixels txt2img makes depend on the thread count
         self.params, self.builtin, self.out, self.builtin_label = params, Path(builtin), Path(out), builtin_label
         self._backends: dict[str, Backend] = {}
+        self.session = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"  # with self.made: unique file names
+        self.made = itertools.count()
         self.loads = 0  # how many times a model was loaded (the tests check the cache)
 
     def backend(self, model: str) -> Backend:
@@ -183,7 +186,7 @@ class Studio:
         made = []
         for record, pixels in zip(records, out):
             text = sd_parameters(record, sampler, req.steps, req.guidance, pixels.shape[1::-1], model_id, strength)
-            path = self.out / f"{int(time.time() * 1000)}-{os.getpid()}-{record['seed']}.png"
+            path = self.out / f"{self.session}-{next(self.made):05d}-seed{record['seed']}.png"
             save_png(pixels, path, {"parameters": text})
             made.append(Made(path, text, seconds))
         return made
@@ -239,7 +242,7 @@ class Studio:
                 row.append(round(made.seconds, 4))
             seconds.append(row)
         sheet = labelled_grid(cells, [f"{x[0]} {v}" for v in x[1]], [f"{y[0]} {v}" for v in y[1]])
-        path = self.out / f"grid-{int(time.time() * 1000)}-{os.getpid()}.png"
+        path = self.out / f"{self.session}-{next(self.made):05d}-grid.png"
         save_png(sheet, path)
         return path, seconds
 

@@ -25,6 +25,7 @@ PRESETS = {
 }
 
 MODEL_HELP = "builtin, a local diffusers folder or a cached hub id"
+PNG_FIELDS = ("mode", "model", "prompt", "negative_prompt", "scheduler", "options", "steps", "guidance", "seed")
 FORM = (
     "mode",
     "model",
@@ -74,135 +75,158 @@ def shown(fn: Callable) -> Callable:
 def build(app: Any) -> Any:
     import gradio as gr
 
-    params = app.studio.params
-    classes = app.studio.backend("builtin").classes if app.studio.builtin.is_dir() else []
     with gr.Blocks(title="synthaug", analytics_enabled=False) as demo:
         gr.Markdown("# synthaug — synthetic training images, measured")
         with gr.Tab("Sample"):
-            with gr.Row():
-                mode = gr.Radio(["txt2img", "img2img"], value="txt2img", label="mode")
-                model = gr.Textbox(
-                    "builtin", label="model", info="builtin, a local diffusers folder or a cached hub id"
-                )
-            with gr.Row():
-                label = gr.Dropdown(classes, value=classes[0] if classes else None, label="class (builtin model)")
-                prompt = gr.Textbox(classes[0] if classes else "", label="prompt", elem_id="prompt")
-                negative = gr.Textbox(params.prompts.negative_prompt, label="negative prompt")
-            with gr.Row():
-                scheduler = gr.Dropdown(list(registry.SCHEDULERS), value="ddim", label="scheduler")
-                options = gr.Textbox(json.dumps(params.schedulers.get("ddim", {})), label="scheduler options (JSON)")
-                steps = gr.Slider(1, 150, value=params.generate.steps, step=1, label="steps")
-                guidance = gr.Slider(0, 20, value=params.generate.guidance, step=0.5, label="guidance")
-            with gr.Row():
-                seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
-                random_seed = gr.Checkbox(False, label="random seed")
-                batch = gr.Slider(1, 8, value=1, step=1, label="batch size")
-            with gr.Row():
-                upload = gr.Image(type="filepath", label="img2img source (any size or mode)", image_mode=None)
-                real_image = gr.Dropdown(list(app.real_images()), label="…or a real train image")
-                strength = gr.Slider(0.01, 1.0, value=0.5, step=0.01, label="strength (img2img)")
-            with gr.Row():
-                generate = gr.Button("Generate", variant="primary", elem_id="generate")
-                cancel = gr.Button("Cancel")
-            with gr.Accordion("…or make one of the pipeline's prompt records exactly as txt2img does", open=False):
-                with gr.Row():
-                    ids = [r["id"] for r in app.prompt_records()]
-                    record = gr.Dropdown(ids, value=ids[0] if ids else None, label="prompt record")
-                    make_record = gr.Button("Make it as the pipeline does (byte for byte)")
-            gallery = gr.Gallery(label="images", columns=4, elem_id="gallery")
-            parameters = gr.Textbox(label="parameters (the PNG's chunk)", lines=3, elem_id="parameters")
-            command = gr.Textbox(label="copy as command: the pipeline run that makes the same images", lines=2)
-            png = gr.File(label="load parameters from a PNG", file_types=[".png"], type="filepath")
-        form = [mode, model, label, prompt, negative, scheduler, options, steps, guidance, seed, random_seed, batch]
-        form += [upload, real_image, strength]
-
-        def values(args: tuple) -> dict[str, Any]:
-            return dict(zip(FORM, args))
-
-        @shown
-        def on_generate(*args: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008 (Gradio's idiom)
-            return app.sample(values(args), progress)
-
-        generate.click(on_generate, form, [gallery, parameters, command])
-
-        @shown
-        def on_record(record_id: str, scheduler_name: str, progress: Any = gr.Progress()) -> tuple:  # noqa: B008
-            return app.pipeline(record_id, scheduler_name, progress)
-
-        make_record.click(on_record, [record, scheduler], [gallery, parameters, command])
-        cancel.click(lambda: app.cancel.set(), None, None, queue=False)
-        scheduler.change(lambda s: json.dumps(params.schedulers.get(s, {})), scheduler, options)
-        label.change(lambda k: k, label, prompt)
-
-        @shown
-        def on_png(path: str | None) -> list:
-            v = app.load_png(path)
-            keys = ("mode", "model", "prompt", "negative_prompt", "scheduler", "options", "steps", "guidance", "seed")
-            return [v[k] for k in keys] + [v.get("strength", 0.5)]
-
-        png.upload(on_png, png, [mode, model, prompt, negative, scheduler, options, steps, guidance, seed, strength])
-
+            form, fields = sample_tab(app)
         with gr.Tab("Compare"):
-            gr.Markdown("An X/Y grid over the Sample tab's settings: the same seed in every cell.")
-            with gr.Row():
-                x_axis = gr.Dropdown(list(AXES), value="scheduler", label="X")
-                x_values = gr.Textbox("ddim, pndm", label="X values")
-                y_axis = gr.Dropdown(list(AXES), value="steps", label="Y")
-                y_values = gr.Textbox("10, 25, 50", label="Y values")
-            with gr.Row():
-                preset_buttons = [gr.Button(name) for name in PRESETS]
-                run_grid = gr.Button("Make grid", variant="primary")
-            grid = gr.Image(label="grid", type="filepath")
-            seconds = gr.Dataframe(label="seconds per image")
-
-        @shown
-        def on_grid(*args: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008 (Gradio's idiom)
-            *form_values, xa, xv, ya, yv = args
-            return app.compare(values(tuple(form_values)), (xa, xv), (ya, yv), progress)
-
-        run_grid.click(on_grid, [*form, x_axis, x_values, y_axis, y_values], [grid, seconds])
-        for button, name in zip(preset_buttons, PRESETS):
-            m, (xa, xv), (ya, yv) = PRESETS[name]
-            button.click(
-                lambda m=m, xa=xa, xv=xv, ya=ya, yv=yv: (m, xa, xv, ya, yv),
-                None,
-                [mode, x_axis, x_values, y_axis, y_values],
-            )
-
+            compare_tab(app, form, fields)
         with gr.Tab("Experiments"):
-            gr.Markdown(
-                "Params overrides, one `key: value` per line, checked as the pipeline checks params.yaml; "
-                "**Queue** adds a `dvc exp run --queue` experiment (never run in your workspace)."
-            )
-            overrides = gr.Textbox("generate.steps: 30\n", lines=5, label="overrides")
-            with gr.Row():
-                validate = gr.Button("Check")
-                queue = gr.Button("Queue", variant="primary")
-                jobs = gr.Number(1, precision=0, label="workers")
-                start = gr.Button("Start workers")
-                stop = gr.Button("Stop workers")
-                refresh = gr.Button("Refresh")
-            message = gr.Textbox(label="result", lines=3)
-            status = gr.Textbox(label="queue (dvc queue status)", lines=6)
-            exps = gr.Dataframe(headers=["experiment", "status", "params changed", "accuracy gain vs baseline"])
-            with gr.Row():
-                log_name = gr.Textbox(label="experiment name")
-                show_log = gr.Button("Show log")
-            log = gr.Textbox(label="log (dvc queue logs)", lines=10)
-        ex = app.experiments
-        validate.click(shown(lambda t: f"ok: {len(ex.overrides(t))} override(s) valid"), overrides, message)
-        queue.click(shown(ex.queue), overrides, message)
-        start.click(shown(lambda n: ex.dvc("queue", "start", "-j", str(int(n or 1)))), jobs, message)
-        stop.click(shown(lambda: ex.dvc("queue", "stop")), None, message)
-        refresh.click(shown(lambda: (ex.dvc("queue", "status"), ex.table())), None, [status, exps])
-        show_log.click(shown(lambda n: ex.dvc("queue", "logs", n.strip())), log_name, log)
-
+            experiments_tab(app.experiments)
         with gr.Tab("Results"):
-            reload = gr.Button("Reload")
-            summary = gr.Dataframe(
-                headers=["variant", "metric", "mean", "±95%", "Δ vs baseline", "Δ ±95%", "p (Holm)"],
-                value=app.summary_rows(),
-            )
-            report = gr.HTML(app.report_html())
-        reload.click(lambda: (app.summary_rows(), app.report_html()), None, [summary, report])
+            results_tab(app)
     return demo
+
+
+def sample_tab(app: Any) -> tuple[list, dict]:
+    """The Sample tab; returns its form's components (in FORM's order) and the same by name."""
+    import gradio as gr
+
+    params = app.studio.params
+    classes = app.studio.backend("builtin").classes if app.studio.builtin.is_dir() else []
+    with gr.Row():
+        mode = gr.Radio(["txt2img", "img2img"], value="txt2img", label="mode")
+        model = gr.Textbox("builtin", label="model", info=MODEL_HELP)
+    with gr.Row():
+        label = gr.Dropdown(classes, value=classes[0] if classes else None, label="class (builtin model)")
+        prompt = gr.Textbox(classes[0] if classes else "", label="prompt", elem_id="prompt")
+        negative = gr.Textbox(params.prompts.negative_prompt, label="negative prompt")
+    with gr.Row():
+        scheduler = gr.Dropdown(list(registry.SCHEDULERS), value="ddim", label="scheduler")
+        options = gr.Textbox(json.dumps(params.schedulers.get("ddim", {})), label="scheduler options (JSON)")
+        steps = gr.Slider(1, 150, value=params.generate.steps, step=1, label="steps")
+        guidance = gr.Slider(0, 20, value=params.generate.guidance, step=0.5, label="guidance")
+    with gr.Row():
+        seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
+        random_seed = gr.Checkbox(False, label="random seed")
+        batch = gr.Slider(1, 8, value=1, step=1, label="batch size")
+    with gr.Row():
+        upload = gr.Image(type="filepath", label="img2img source (any size or mode)", image_mode=None)
+        real_image = gr.Dropdown(list(app.real_images()), label="…or a real train image")
+        strength = gr.Slider(0.01, 1.0, value=0.5, step=0.01, label="strength (img2img)")
+    with gr.Row():
+        generate = gr.Button("Generate", variant="primary", elem_id="generate")
+        cancel = gr.Button("Cancel")
+    record, make_record = record_row(app)
+    gallery = gr.Gallery(label="images", columns=4, height=320, elem_id="gallery")
+    parameters = gr.Textbox(label="parameters (the PNG's chunk)", lines=3, elem_id="parameters")
+    command = gr.Textbox(label="copy as command: the pipeline run that makes the same images", lines=2)
+    png = gr.File(label="load parameters from a PNG", file_types=[".png"], type="filepath")
+    form = [mode, model, label, prompt, negative, scheduler, options, steps, guidance, seed, random_seed, batch]
+    form += [upload, real_image, strength]
+    fields = dict(zip(FORM, form))
+
+    @shown
+    def on_generate(*args: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008 (Gradio's idiom)
+        return app.sample(dict(zip(FORM, args)), progress)
+
+    @shown
+    def on_record(record_id: str, scheduler_name: str, progress: Any = gr.Progress()) -> tuple:  # noqa: B008
+        return app.pipeline(record_id, scheduler_name, progress)
+
+    @shown
+    def on_png(path: str | None) -> list:
+        v = app.load_png(path)
+        return [v[k] for k in PNG_FIELDS] + [v.get("strength", 0.5)]
+
+    generate.click(on_generate, form, [gallery, parameters, command])
+    make_record.click(on_record, [record, scheduler], [gallery, parameters, command])
+    cancel.click(lambda: app.cancel.set(), None, None, queue=False)
+    scheduler.change(lambda s: json.dumps(params.schedulers.get(s, {})), scheduler, options)
+    label.change(lambda k: k, label, prompt)
+    png.upload(on_png, png, [fields[k] for k in PNG_FIELDS] + [strength])
+    return form, fields
+
+
+def record_row(app: Any) -> tuple[Any, Any]:
+    """A prompt record of the pipeline, and the button that makes it exactly as txt2img does."""
+    import gradio as gr
+
+    with gr.Accordion("…or make one of the pipeline's prompt records exactly as txt2img does", open=False):
+        with gr.Row():
+            ids = [r["id"] for r in app.prompt_records()]
+            record = gr.Dropdown(ids, value=ids[0] if ids else None, label="prompt record")
+            make_record = gr.Button("Make it as the pipeline does (byte for byte)")
+    return record, make_record
+
+
+def compare_tab(app: Any, form: list, fields: dict) -> None:
+    import gradio as gr
+
+    gr.Markdown("An X/Y grid over the Sample tab's settings: the same seed in every cell.")
+    with gr.Row():
+        x_axis = gr.Dropdown(list(AXES), value="scheduler", label="X")
+        x_values = gr.Textbox("ddim, pndm", label="X values")
+        y_axis = gr.Dropdown(list(AXES), value="steps", label="Y")
+        y_values = gr.Textbox("10, 25, 50", label="Y values")
+    with gr.Row():
+        preset_buttons = [gr.Button(name) for name in PRESETS]
+        run_grid = gr.Button("Make grid", variant="primary")
+    grid = gr.Image(label="grid", type="filepath")
+    seconds = gr.Dataframe(label="seconds per image")
+
+    @shown
+    def on_grid(*args: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008 (Gradio's idiom)
+        *form_values, xa, xv, ya, yv = args
+        return app.compare(dict(zip(FORM, form_values)), (xa, xv), (ya, yv), progress)
+
+    run_grid.click(on_grid, [*form, x_axis, x_values, y_axis, y_values], [grid, seconds])
+    for button, (m, (xa, xv), (ya, yv)) in zip(preset_buttons, PRESETS.values()):
+        preset = (m, xa, xv, ya, yv)
+        button.click(lambda preset=preset: preset, None, [fields["mode"], x_axis, x_values, y_axis, y_values])
+
+
+def experiments_tab(ex: Any) -> None:
+    import gradio as gr
+
+    gr.Markdown(
+        "Params overrides, one `key: value` per line, checked as the pipeline checks params.yaml; "
+        "**Queue** adds a `dvc exp run --queue` experiment (never run in your workspace)."
+    )
+    overrides = gr.Textbox("generate.steps: 30\n", lines=5, label="overrides")
+    with gr.Row():
+        validate = gr.Button("Check")
+        queue = gr.Button("Queue", variant="primary")
+        jobs = gr.Number(1, precision=0, label="workers")
+        start = gr.Button("Start workers")
+        stop = gr.Button("Stop workers")
+        refresh = gr.Button("Refresh")
+    message = gr.Textbox(label="result", lines=3)
+    status = gr.Textbox(label="queue (dvc queue status)", lines=6)
+    exps = gr.Dataframe(headers=["experiment", "status", "params changed", "accuracy gain vs baseline"])
+    with gr.Row():
+        name = gr.Textbox(label="experiment name")
+        show_log = gr.Button("Show log")
+        show_plots = gr.Button("Show its training curves and study")
+    log = gr.Textbox(label="log (dvc queue logs)", lines=10)
+    with gr.Row():
+        training_plot, study_plot = gr.Plot(label="training curves"), gr.Plot(label="scheduler study")
+    validate.click(ex.check, overrides, message)
+    queue.click(shown(ex.queue), overrides, message)
+    start.click(shown(ex.start), jobs, message)
+    stop.click(shown(lambda: ex.dvc("queue", "stop")), None, message)
+    refresh.click(shown(lambda: (ex.dvc("queue", "status"), ex.table())), None, [status, exps])
+    show_log.click(shown(lambda n: ex.dvc("queue", "logs", n.strip())), name, log)
+    show_plots.click(shown(ex.curves), name, [training_plot, study_plot])
+
+
+def results_tab(app: Any) -> None:
+    import gradio as gr
+
+    reload = gr.Button("Reload")
+    summary = gr.Dataframe(
+        headers=["variant", "metric", "mean", "±95%", "Δ vs baseline", "Δ ±95%", "p (Holm)"],
+        value=app.summary_rows(),
+    )
+    report = gr.HTML(app.report_html())
+    reload.click(lambda: (app.summary_rows(), app.report_html()), None, [summary, report])

@@ -22,7 +22,7 @@ from PIL import Image
 from synthaug.app import App, Experiments
 from synthaug.errors import UserError
 from synthaug.params import ParamsError
-from synthaug.studio import Request, exp_run_argv, hydra_value, request_overrides
+from synthaug.studio import Cancelled, Request, exp_run_argv, hydra_value, request_overrides
 from tests.conftest import CLASSES, ROOT, Dag, write_params
 from tests.tiny_models import tiny_builtin, tiny_stable_diffusion
 
@@ -81,6 +81,22 @@ def test_txt2img_is_seeded_and_every_png_carries_its_parameters(app: App):
     assert app.studio.loads == loads == 1
 
 
+def test_every_step_reports_progress_and_cancel_stops_after_the_current_one(app: App):
+    seen = []
+
+    def progress(value: tuple[int, int], desc: str) -> None:
+        seen.append(value)
+        app.cancel.set()  # the Cancel button, pressed during the first step
+
+    before = sorted(app.studio.out.glob("*"))
+    with pytest.raises(Cancelled, match="cancelled"):
+        app.sample(form(steps=10, batch=1), progress)
+    assert seen == [(1, 10)] and sorted(app.studio.out.glob("*")) == before  # stopped, nothing written
+    seen.clear()
+    app.sample(form(steps=3, batch=1), lambda value, desc: seen.append(value))  # a new run is not cancelled
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
 def test_img2img_takes_an_odd_sized_rgba_upload(app: App, tmp_path: Path):
     upload = tmp_path / "odd.png"
     Image.new("RGBA", (37, 23), (200, 10, 10, 128)).save(upload)
@@ -125,8 +141,9 @@ def test_an_xy_grid_has_one_labelled_cell_per_pair_and_the_same_seed(app: App):
     grid = Image.open(path)
     side = 128  # each 32 px cell shown at 128 px, under its column label and beside its row label
     assert grid.size == (150 + 2 * (side + 4), 28 + 3 * (side + 4))
-    assert [row[0] for row in seconds] == ["steps 2", "steps 4", "steps 6"] and all(len(r) == 3 for r in seconds)
-    assert all(s > 0 for row in seconds for s in row[1:])
+    assert seconds["headers"] == ["s / image", "scheduler ddim", "scheduler pndm"]
+    assert [row[0] for row in seconds["data"]] == ["steps 2", "steps 4", "steps 6"]
+    assert all(len(row) == 3 and all(s > 0 for s in row[1:]) for row in seconds["data"])
     one = app.studio.generate(
         Request(
             label="seven",
@@ -227,6 +244,20 @@ def test_experiment_overrides_are_checked_as_params_are(app: App):
         app.experiments.overrides("generate.steps: -1")
     with pytest.raises(UserError, match="line 1: write key: value"):
         app.experiments.overrides("generate.steps 30")
+    assert app.experiments.check("generate.stepz: 30") == "error: generate.stepz: unknown key; did you mean 'steps'?"
+    assert app.experiments.check("generate.steps: 30") == "ok: 1 override(s), valid params"
+
+
+def test_an_experiments_curves_are_read_at_its_revision():
+    """The committed pipeline's curves at HEAD (an experiment name works the same way): one line per
+    variant, one per scheduler; an unknown revision is one clear message."""
+    ex = Experiments(ROOT)
+    training, study = ex.curves("HEAD")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert [line.get_label() for line in training.axes[0].get_lines()] == list(params["variants"])
+    assert [line.get_label() for line in study.axes[0].get_lines()] == params["txt2img"]["schedulers"]
+    with pytest.raises(UserError, match="experiment 'no-such-exp': cannot read params.yaml"):
+        ex.curves("no-such-exp")
 
 
 @pytest.mark.slow
@@ -256,7 +287,7 @@ def test_a_queued_experiment_runs_on_a_one_stage_repo(tmp_path: Path):
     os.environ["PATH"] = env["PATH"]  # the app runs dvc from the venv, as make app does
     ex = Experiments(repo)
     assert "dvc exp run --queue -S generate.steps=7" in ex.queue("generate.steps: 7")
-    ex.dvc("queue", "start", "-j", "1")
+    ex.start(2)  # two daemon workers: the call must not wait for them (they hold no pipe of ours)
     deadline = time.time() + 300
     while time.time() < deadline and "Success" not in ex.dvc("queue", "status"):
         time.sleep(2)

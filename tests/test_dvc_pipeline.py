@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,7 +106,9 @@ def test_a_queued_sweep_runs_in_parallel_and_exp_show_lists_it(scratch_repo: Pat
     edit_params(scratch_repo, lambda p: (p["prompts"].update(per_class=2), p["generate"].update(steps=4)))
     sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "small sweep base", cwd=scratch_repo)
     sh("dvc", "exp", "run", "--queue", "txt2img@ddim", "-S", "generate.guidance=1.0,3.0", cwd=scratch_repo)
-    sh("dvc", "queue", "start", "-j", "2", cwd=scratch_repo)
+    with open(scratch_repo.parent / "queue-start.log", "w") as log:  # a file: daemon workers would hold a pipe
+        start = [sys.executable, "-m", "dvc", "queue", "start", "-j", "2"]
+        subprocess.run(start, cwd=scratch_repo, stdout=log, stderr=log, check=True)
     deadline = time.time() + 900
     while time.time() < deadline and not queue_finished(scratch_repo):
         time.sleep(3)
