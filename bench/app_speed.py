@@ -50,7 +50,7 @@ def main() -> None:
         t0 = time.perf_counter()
         sampling = Sampling.of("ddim", backend.scheduler_config, {"eta": 0.0}, 25, 2.0)
         image = backend.txt2img([record | {"seed": 100 + i}], sampling)[0]
-        text = sd_parameters(record, "DDIM", 25, 2.0, image.shape[1::-1], "models/builtin")
+        text = sd_parameters(record, "DDIM", 25, 2.0, image.shape[1::-1], app.studio.builtin_label)
         save_png(image, out / f"direct-{i}.png", {"parameters": text})
         direct.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
