@@ -46,6 +46,29 @@ def run_module(module: str, *args: str, cwd: Path = ROOT) -> subprocess.Complete
     )
 
 
+def run_assemble(
+    out: Path, params: dict, variant: str, real: Path, synthetic: Path, judge: Path = Path("none")
+) -> subprocess.CompletedProcess:
+    """The assemble stage into ``out/<variant>`` (metrics ``out/<variant>.json``, params ``out/params.yaml``)."""
+    return run_module(
+        "stages.assemble",
+        "--params",
+        str(write_params(out / "params.yaml", params)),
+        "--variant",
+        variant,
+        "--real",
+        str(real),
+        "--synthetic",
+        str(synthetic),
+        "--judge",
+        str(judge),
+        "--out",
+        str(out / variant),
+        "--metrics",
+        str(out / f"{variant}.json"),
+    )
+
+
 def tree_digest(root: Path) -> dict[str, str]:
     import hashlib
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from synthaug.layout import Dataset, Detection, Real, Run, Source, Study
-from tests.conftest import CLASSES, ROOT, Dag, error_lines, run_module, write_params
+from tests.conftest import CLASSES, ROOT, Dag, error_lines, run_assemble, write_params
 
 TEST_SPLITS = ("cls/test", "det/images/test", "det/labels/test")  # of data/real: evaluate's alone
 GIVEN = {"prepare", "pretrain", "judge"}  # made by the session fixtures, copied in
@@ -202,51 +202,18 @@ def test_assemble_filter_drops_low_confidence_images(tmp_path: Path, base_params
     assert 0 < drop < len(conf)
     p = copy.deepcopy(base_params)
     p["filter"]["min_confidence"] = threshold
-    write_params(tmp_path / "p.yaml", p)
-    proc = run_module(
-        "stages.assemble",
-        "--params",
-        str(tmp_path / "p.yaml"),
-        "--variant",
-        "ddim",
-        "--real",
-        str(small_real),
-        "--synthetic",
-        str(synthetic),
-        "--judge",
-        str(tiny_judge),
-        "--out",
-        str(tmp_path / "ddim"),
-        "--metrics",
-        str(tmp_path / "m.json"),
-    )
+    proc = run_assemble(tmp_path, p, "ddim", small_real, synthetic, tiny_judge)
     assert proc.returncode == 0, proc.stderr
-    f = read(tmp_path / "m.json")["filter"]
+    f = read(tmp_path / "ddim.json")["filter"]
     keep = len(conf) - drop
     assert (f["kept"], f["dropped"], f["rejection_rate"]) == (keep, drop, pytest.approx(drop / len(conf), abs=1e-6))
     assert sum(c["kept"] for c in f["per_class"].values()) == keep
     assert sum(1 for _ in Dataset(tmp_path / "ddim").cls("synthetic").rglob("*.png")) == keep
     p["filter"]["min_confidence"] = 1.0
-    write_params(tmp_path / "p.yaml", p)
-    proc = run_module(
-        "stages.assemble",
-        "--params",
-        str(tmp_path / "p.yaml"),
-        "--variant",
-        "ddim",
-        "--real",
-        str(small_real),
-        "--synthetic",
-        str(synthetic),
-        "--judge",
-        str(tiny_judge),
-        "--out",
-        str(tmp_path / "d2"),
-        "--metrics",
-        str(tmp_path / "m2.json"),
-    )
+    shutil.rmtree(tmp_path / "ddim")
+    proc = run_assemble(tmp_path, p, "ddim", small_real, synthetic, tiny_judge)
     assert proc.returncode == 1 and "lower filter.min_confidence" in error_lines(proc)[0]
-    assert not (tmp_path / "d2").exists()
+    assert not (tmp_path / "ddim").exists()
 
 
 def test_report_markdown_quotes_the_summary(tiny: Dag):

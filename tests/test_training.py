@@ -17,33 +17,21 @@ from safetensors.torch import load_file
 from synthaug.files import read_jsonl
 from synthaug.layout import Dataset, Real, Run, Source
 from synthaug.params import ParamsError, parse_params
-from tests.conftest import CLASSES, ROOT, error_lines, run_module, write_params
+from tests.conftest import CLASSES, ROOT, error_lines, run_assemble, run_module, write_params
 
 
-def assemble(tmp_path: Path, params: dict, variant: str, real: Path, synthetic: Path, judge: Path = Path("none")):
-    return run_module(
-        "stages.assemble",
-        "--params",
-        str(write_params(tmp_path / "params.yaml", params)),
-        "--variant",
-        variant,
-        "--real",
-        str(real),
-        "--synthetic",
-        str(synthetic),
-        "--judge",
-        str(judge),
-        "--out",
-        str(tmp_path / variant),
-        "--metrics",
-        str(tmp_path / f"{variant}.json"),
-    )
+def real_pool(out: Path, params: dict, real: Path) -> subprocess.CompletedProcess:
+    real_data = Real(real)
+    pool, classes = real_data.cls("pool"), real_data.classes_file
+    params_file = write_params(out.parent / "p.yaml", params)
+    return run_module("stages.real_pool", "--params", str(params_file), "--pool", str(pool), "--classes", str(classes),
+                      "--out", str(out))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def ddim_dataset(tmp_path_factory, base_params, small_real, synthetic) -> Path:
     tmp = tmp_path_factory.mktemp("ds")
-    proc = assemble(tmp, base_params, "ddim", small_real, synthetic)
+    proc = run_assemble(tmp, base_params, "ddim", small_real, synthetic)
     assert proc.returncode == 0, proc.stderr
     return tmp / "ddim"
 
@@ -74,23 +62,13 @@ def test_assemble_links_real_splits_and_pastes_synthetic_digits(ddim_dataset: Pa
 def test_real_pool_variant_adds_real_pool_digits_like_a_synthetic_source(tmp_path: Path, base_params, small_real):
     params = copy.deepcopy(base_params)
     params["real_pool"]["per_class"] = 1
-    proc = run_module(
-        "stages.real_pool",
-        "--params",
-        str(write_params(tmp_path / "p.yaml", params)),
-        "--pool",
-        str(small_real / "cls" / "pool"),
-        "--classes",
-        str(small_real / "classes.json"),
-        "--out",
-        str(tmp_path / "pool"),
-    )
+    proc = real_pool(tmp_path / "pool", params, small_real)
     assert proc.returncode == 0, proc.stderr
     rows = read_jsonl(Source(tmp_path / "pool").manifest)
     assert len(rows) == 10 and all(
         os.path.samefile(Source(tmp_path / "pool").cls / r["file"], small_real / r["source"]) for r in rows
     )
-    proc = assemble(tmp_path, params, "real_pool", small_real, tmp_path / "pool")
+    proc = run_assemble(tmp_path, params, "real_pool", small_real, tmp_path / "pool")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(Dataset(tmp_path / "real_pool").variant_file.read_text())
     assert (
@@ -98,17 +76,7 @@ def test_real_pool_variant_adds_real_pool_digits_like_a_synthetic_source(tmp_pat
     )
     assert len(list(Dataset(tmp_path / "real_pool").det.labels("train").glob("xpaste_*.txt"))) == 3
     params["real_pool"]["per_class"] = 2  # the pool holds one per class
-    proc = run_module(
-        "stages.real_pool",
-        "--params",
-        str(write_params(tmp_path / "p.yaml", params)),
-        "--pool",
-        str(small_real / "cls" / "pool"),
-        "--classes",
-        str(small_real / "classes.json"),
-        "--out",
-        str(tmp_path / "pool2"),
-    )
+    proc = real_pool(tmp_path / "pool2", params, small_real)
     assert proc.returncode == 1 and "fewer than real_pool.per_class (2)" in error_lines(proc)[0]
     assert not (tmp_path / "pool2").exists()
 
@@ -132,7 +100,7 @@ def test_bad_variants_are_rejected(params, edit, message):
 
 
 def test_assemble_errors_leave_nothing(tmp_path: Path, base_params, small_real: Path):
-    proc = assemble(tmp_path, base_params, "pndm", small_real, tmp_path / "missing")
+    proc = run_assemble(tmp_path, base_params, "pndm", small_real, tmp_path / "missing")
     assert proc.returncode == 1 and "not generated yet; run `dvc repro` for txt2img/pndm" in error_lines(proc)[0]
     assert not (tmp_path / "pndm").exists()
     import shutil
@@ -141,7 +109,7 @@ def test_assemble_errors_leave_nothing(tmp_path: Path, base_params, small_real: 
     shutil.copytree(small_real, broken)
     shutil.rmtree(broken / "cls" / "train" / "four")
     (broken / "cls" / "train" / "four").mkdir()
-    proc = assemble(tmp_path, base_params, "baseline", broken, tmp_path)
+    proc = run_assemble(tmp_path, base_params, "baseline", broken, tmp_path)
     assert proc.returncode == 1 and "cls/train/four: class has no images" in error_lines(proc)[0]
     assert not (tmp_path / "baseline").exists()
 
@@ -310,7 +278,7 @@ def test_every_detector_takes_the_same_optimiser_steps(
     params = copy.deepcopy(base_params)
     params["train_yolo"].update(epochs=4, close_mosaic=2, batch=3, imgsz=64)
     budget = budget_from_params(parse_params(params))
-    proc = assemble(tmp_path, params, "baseline", small_real, tmp_path / "none")
+    proc = run_assemble(tmp_path, params, "baseline", small_real, tmp_path / "none")
     assert proc.returncode == 0, proc.stderr
     counted: list[int] = []
 
