@@ -303,8 +303,9 @@ def chromium() -> str:
 
 @pytest.mark.slow
 def test_the_app_in_headless_chromium_generates_and_stays_on_loopback(tmp_path: Path):
-    """make app's server, driven like a user: set a seed, click Generate, read the parameters; every
-    request the page makes goes to loopback, and nothing is written to the home directory."""
+    """make app's server, driven like a user: a bad option shows one message and the app keeps serving;
+    set a seed, click Generate, read the parameters; every request the page makes goes to loopback, and
+    nothing is written to the home directory."""
     from playwright.sync_api import sync_playwright
 
     home = tmp_path / "home"
@@ -329,6 +330,11 @@ def test_the_app_in_headless_chromium_generates_and_stays_on_loopback(tmp_path: 
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.on("request", lambda r: requests.append(r.url))
             page.goto(f"http://127.0.0.1:{port}/")
+            options = page.get_by_role("textbox", name="scheduler options (JSON)")
+            options.fill("{eta: 0}")  # bad input first: one message, and the app keeps serving
+            page.locator("#generate").click()
+            page.get_by_text("scheduler options: not JSON").first.wait_for(timeout=60_000)
+            options.fill('{"eta": 0.0}')
             page.locator("#seed input").fill("42")
             page.locator("#generate").click()
             page.locator("#gallery img").first.wait_for(timeout=120_000)
