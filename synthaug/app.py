@@ -27,7 +27,7 @@ import yaml
 from synthaug.dag import ROOT, Dag
 from synthaug.errors import UserError
 from synthaug.files import read_json, read_jsonl
-from synthaug.layout import Real, Run
+from synthaug.layout import Real
 from synthaug.parameters import parse
 from synthaug.params import load_params
 from synthaug.studio import (
@@ -263,14 +263,15 @@ class Experiments:
         return table
 
     def curves(self, name: str) -> tuple[Any, Any]:
-        """An experiment's ResNet training curves (mean val accuracy over seeds, per variant) and its
-        scheduler study (conditional accuracy per steps), read at that experiment's commit through
-        DVC's API; ``name``: an experiment name or any git revision."""
+        """An experiment's ResNet training curves and scheduler study, drawn as the report draws them,
+        from the files at that experiment's commit (DVC's API); ``name``: an experiment name or any
+        git revision."""
         import csv
         import io
 
         import dvc.api
-        import matplotlib.pyplot as plt
+
+        from synthaug.reporting import study_figure, training_curves
 
         def read(path: Path) -> str:
             try:
@@ -281,22 +282,10 @@ class Experiments:
         params = yaml.safe_load(read(self.params_file))
         dag = Dag(self.root)
         resnet = dag.arg("evaluate@baseline", "--resnet").parent
-        fig, ax = plt.subplots(figsize=(6, 3.2))
-        for variant in params["variants"]:
-            runs = [list(csv.DictReader(io.StringIO(read(Run.of(resnet, s, variant).history))))
-                    for s in params["train_resnet"]["seeds"]]  # fmt: skip
-            steps = [int(r["step"]) for r in runs[0]]
-            mean = [sum(float(run[i]["val_accuracy"]) for run in runs) / len(runs) for i in range(len(steps))]
-            ax.plot(steps, mean, label=variant)
-        ax.set(xlabel="step", ylabel="val accuracy (mean over seeds)", title=f"{name}: ResNet training")
-        ax.legend(fontsize=7)
-        study, sx = plt.subplots(figsize=(6, 3.2))
-        rows = list(csv.DictReader(io.StringIO(read(dag.arg("summarize", "--study-plot")))))
-        for scheduler in dict.fromkeys(r["scheduler"] for r in rows):
-            points = [(int(r["steps"]), float(r["conditional_accuracy"])) for r in rows if r["scheduler"] == scheduler]
-            sx.plot(*zip(*points), marker="o", label=scheduler)
-        sx.set(xlabel="steps", ylabel="conditional accuracy", title=f"{name}: scheduler study")
-        sx.legend(fontsize=7)
+        fig = training_curves(list(params["variants"]), params["train_resnet"]["seeds"], resnet, read)
+        fig.axes[0].set_title(f"{name}: ResNet training")
+        study = study_figure(list(csv.DictReader(io.StringIO(read(dag.arg("summarize", "--study-plot"))))))
+        study.suptitle(f"{name}: scheduler study")
         return fig, study
 
 

@@ -87,6 +87,10 @@ class Real:
     def det(self) -> Detection:
         return Detection(self.root / "det")
 
+    def folders(self, split: str) -> list[Path]:
+        """Every folder of one split: its ImageFolder, its canvases and their labels."""
+        return [self.cls(split), self.det.images(split), self.det.labels(split)]
+
     def sheet(self, task: str, split: str) -> Path:
         """A split's contact sheet (``task``: cls or det), for a look at the data."""
         return self.root / f"contact_{task}_{split}.png"

@@ -12,8 +12,9 @@ import html
 import io
 import logging
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -198,7 +199,8 @@ def quality_table(summary: dict) -> str:
     return f'<table id="quality"><thead><tr><th>source</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def study_section(rows: list[dict], png: Path) -> str:
+def study_figure(rows: list[dict]) -> Any:
+    """The scheduler study (plots/study.csv's rows): quality and cost against steps, a line per scheduler."""
     schedulers = sorted({r["scheduler"] for r in rows}, key=[r["scheduler"] for r in rows].index)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for ax, (key, label) in zip(
@@ -216,7 +218,11 @@ def study_section(rows: list[dict], png: Path) -> str:
         ax.set_title(label)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    uri = figure_uri(fig)
+    return fig
+
+
+def study_section(rows: list[dict], png: Path) -> str:
+    uri = figure_uri(study_figure(rows))
     write_bytes(png, base64.b64decode(uri.split(",", 1)[1]))  # the same plot, for the README
     body = "".join(
         f"<tr><td>{html.escape(r['scheduler'])}</td><td>{r['steps']}</td>"
@@ -233,19 +239,28 @@ def study_section(rows: list[dict], png: Path) -> str:
     )
 
 
-def curves_section(resnet: Path, params: Params) -> str:
+def training_curves(
+    variants: Sequence[str], seeds: Sequence[int], resnet: Path, read: Callable[[Path], str] = Path.read_text
+) -> Any:
+    """ResNet val accuracy against step, the mean over seeds, a line per variant, from each run's
+    history.csv (``read``: a file's text; the app reads an experiment's revision through DVC)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    for variant in params.variants:
+    for variant in variants:
         runs = []
-        for seed in params.train_resnet.seeds:
-            with open(Run.of(resnet, seed, variant).history) as fh:
-                runs.append([(int(r["step"]), float(r["val_accuracy"])) for r in csv.DictReader(fh)])
+        for seed in seeds:
+            rows = csv.DictReader(io.StringIO(read(Run.of(resnet, seed, variant).history)))
+            runs.append([(int(r["step"]), float(r["val_accuracy"])) for r in rows])
         steps = [s for s, _ in runs[0]]
         ax.plot(steps, [sum(r[i][1] for r in runs) / len(runs) for i in range(len(steps))], label=variant)
     ax.set_xlabel("step")
     ax.set_ylabel("val accuracy (mean over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+def curves_section(resnet: Path, params: Params) -> str:
+    fig = training_curves(list(params.variants), params.train_resnet.seeds, resnet)
     return f'<figure class="plot"><img alt="training curves" src="{figure_uri(fig)}" width="640"></figure>'
 
 

@@ -32,6 +32,7 @@ from synthaug.errors import DataError, UserError
 from synthaug.images import letterbox, save_png
 from synthaug.parameters import sd_parameters
 from synthaug.params import Params, ParamsError, parse_params
+from synthaug.user_data import open_image
 
 AXES = ("scheduler", "steps", "guidance", "strength", "seed")
 MAX_SIDE = 8192  # an upload larger than this (either side) is refused before it is decoded further
@@ -91,27 +92,23 @@ class Made:
 
 
 def open_upload(path: Path) -> Image.Image:
-    """A user's upload as an image (any size and mode; EXIF orientation applied), or one clear error."""
-    from PIL import ImageOps
-
+    """A user's upload as an image, decoded as prepare decodes user photos (:func:`open_image`: EXIF
+    orientation applied, 16-bit grey scaled), or one clear error. Its header is read first: a huge
+    image is refused before its pixels are decoded."""
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         raise DataError(f"{path.name}: empty file; upload a PNG, JPEG or WebP image")
+    fix = f"upload an image at most {MAX_SIDE} px a side"
     try:
         with Image.open(path) as img:
-            if max(img.size) > MAX_SIDE:
-                raise DataError(
-                    f"{path.name}: {img.width}×{img.height} px; upload an image at most {MAX_SIDE} px a side"
-                )
-            img = ImageOps.exif_transpose(img)
-            img.load()
-            return img
+            width, height = img.size
     except Image.DecompressionBombError:
-        raise DataError(
-            f"{path.name}: too many pixels to decode; upload an image at most {MAX_SIDE} px a side"
-        ) from None
+        raise DataError(f"{path.name}: too many pixels to decode; {fix}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise DataError(f"{path.name}: not an image Pillow can read ({type(exc).__name__})") from None
+    if max(width, height) > MAX_SIDE:
+        raise DataError(f"{path.name}: {width}×{height} px; {fix}")
+    return open_image(path)
 
 
 class Studio:
@@ -168,7 +165,7 @@ class Studio:
             raise UserError("strength: img2img needs a strength in (0, 1]")
         backend = self.backend(req.model)
         records = self.records(req, backend)
-        strength = req.strength if image is not None else None
+        req = req.replace(strength=req.strength if image is not None else None)  # txt2img has no strength
         sampling = Sampling.of(
             req.scheduler, backend.scheduler_config, req.options, req.steps, req.guidance, on_step=on_step
         )
@@ -178,18 +175,13 @@ class Studio:
         else:
             mode = "L" if backend.channels == 1 else "RGB"
             source = np.asarray(letterbox(image, backend.image_size, mode, 0)[0])
-            sampling = dataclasses.replace(sampling, strength=strength)
+            sampling = dataclasses.replace(sampling, strength=req.strength)
             out = backend.img2img(np.stack([source] * len(records)), records, sampling)
         seconds = (time.perf_counter() - t0) / len(records)
-        model_id = self.builtin_label if req.model == "builtin" else req.model
-        sampler = registry.SCHEDULERS[req.scheduler][1]
-        made = []
-        for record, pixels in zip(records, out):
-            text = sd_parameters(record, sampler, req.steps, req.guidance, pixels.shape[1::-1], model_id, strength)
-            path = self.out / f"{self.session}-{next(self.made):05d}-seed{record['seed']}.png"
-            save_png(pixels, path, {"parameters": text})
-            made.append(Made(path, text, seconds))
-        return made
+        return [
+            self.save(pixels, record, f"{self.session}-{next(self.made):05d}-seed{record['seed']}", req, seconds)
+            for record, pixels in zip(records, out)
+        ]
 
     def pipeline_image(
         self, records: Sequence[dict], index: int, scheduler: str, on_step: Callable[[int, int], None] | None = None
@@ -208,12 +200,19 @@ class Studio:
         sampling = Sampling.of(scheduler, backend.scheduler_config, options, g.steps, g.guidance, on_step=on_step)
         t0 = time.perf_counter()
         pixels = backend.txt2img(records[start : start + g.batch_size], sampling)[index - start]
-        model_id = self.builtin_label if g.model == "builtin" else g.model
-        sampler = registry.SCHEDULERS[scheduler][1]
-        text = sd_parameters(records[index], sampler, g.steps, g.guidance, pixels.shape[1::-1], model_id)
-        path = self.out / f"{records[index].get('id', index)}-{scheduler}.png"
+        req = Request(model=g.model, scheduler=scheduler, steps=g.steps, guidance=g.guidance)
+        name = f"{records[index].get('id', index)}-{scheduler}"
+        return self.save(pixels, records[index], name, req, time.perf_counter() - t0)
+
+    def save(self, pixels: np.ndarray, record: dict, name: str, req: Request, seconds: float) -> Made:
+        """``out/<name>.png`` with the parameters chunk txt2img writes (img2img's adds the strength)."""
+        model_id = self.builtin_label if req.model == "builtin" else req.model
+        sampler = registry.SCHEDULERS[req.scheduler][1]
+        size = pixels.shape[1::-1]
+        text = sd_parameters(record, sampler, req.steps, req.guidance, size, model_id, req.strength)
+        path = self.out / f"{name}.png"
         save_png(pixels, path, {"parameters": text})
-        return Made(path, text, time.perf_counter() - t0)
+        return Made(path, text, seconds)
 
     def grid(
         self,

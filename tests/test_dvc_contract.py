@@ -3,6 +3,7 @@ foreach/matrix stages are checked item by item)."""
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from synthaug.layout import Real
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Dag
 
 
 def stages():
@@ -104,12 +105,10 @@ def test_stage_contract(stage):
         )
 
 
-def test_splits() -> list[str]:
+@functools.cache
+def real_test_split() -> list[str]:
     """data/real's test split, as prepare's ``--out`` in dvc.yaml and synthaug.layout name it."""
-    (prepare,) = [s for s in stages() if s.addressing == "prepare"]
-    words = prepare.cmd.split()
-    real = Real(Path(words[words.index("--out") + 1]))
-    return [p.as_posix() for p in (real.cls("test"), real.det.images("test"), real.det.labels("test"))]
+    return [p.relative_to(ROOT).as_posix() for p in Real(Dag(ROOT).arg("prepare", "--out")).folders("test")]
 
 
 @pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
@@ -119,7 +118,7 @@ def test_only_evaluate_depends_on_the_test_split(stage):
     if stage.addressing.startswith("evaluate@"):
         return
     deps = [str(d.def_path) for d in stage.deps if type(d).__name__ == "Dependency"]
-    for split in test_splits():
+    for split in real_test_split():
         reach = [d for d in deps if split == d or split.startswith(d.rstrip("/") + "/") or d.startswith(split)]
         assert not reach, f"{stage.addressing}: depends on {reach} ({split})"
 

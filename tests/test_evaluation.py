@@ -21,7 +21,6 @@ from PIL import Image
 from synthaug.layout import Dataset, Detection, Real, Run, Source, Study
 from tests.conftest import CLASSES, ROOT, Dag, error_lines, run_assemble, write_params
 
-TEST_SPLITS = ("cls/test", "det/images/test", "det/labels/test")  # of data/real: evaluate's alone
 GIVEN = {"prepare", "pretrain", "judge"}  # made by the session fixtures, copied in
 
 
@@ -54,19 +53,21 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Da
     shutil.copytree(synthetic.parent.parent / "builtin", dag.arg("pretrain", "--out"))
     shutil.copytree(tiny_judge, dag.arg("judge", "--out"))
     hidden = root / "test_splits"
-    for split in TEST_SPLITS:
+    real = dag.arg("prepare", "--out")
+    test_split = [f.relative_to(real) for f in Real(real).folders("test")]  # evaluate's alone
+    for split in test_split:
         (hidden / split).parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(dag.arg("prepare", "--out") / split, hidden / split)
+        shutil.move(real / split, hidden / split)
     for stage in dag.commands:
         if stage in GIVEN:
             continue
         evaluating = stage.startswith("evaluate@")
-        for split in TEST_SPLITS if evaluating else ():
-            shutil.copytree(hidden / split, dag.arg("prepare", "--out") / split)
+        for split in test_split if evaluating else ():
+            shutil.copytree(hidden / split, real / split)
         proc = dag.run(stage)
         assert proc.returncode == 0, f"{stage}: {proc.stderr[-3000:]}"
-        for split in TEST_SPLITS if evaluating else ():
-            shutil.rmtree(dag.arg("prepare", "--out") / split)
+        for split in test_split if evaluating else ():
+            shutil.rmtree(real / split)
     return dag
 
 
