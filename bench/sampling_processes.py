@@ -72,7 +72,7 @@ def main() -> None:
                     str(ROOT / "models" / "builtin"),
                     "--out",
                     str(out),
-                    "--metrics",
+                    "--timings",
                     str(out.with_suffix(".json")),
                 ],
                 cwd=ROOT,

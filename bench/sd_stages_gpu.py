@@ -147,7 +147,7 @@ def main() -> None:
             work / "unused",
             "--out",
             work / "txt2img",
-            "--metrics",
+            "--timings",
             work / "txt2img.json",
         )
     timing = json.loads((work / "txt2img.json").read_text())["cls"]
@@ -182,7 +182,7 @@ def main() -> None:
             work / "unused",
             "--out",
             work / "img2img",
-            "--metrics",
+            "--timings",
             work / "img2img.json",
         )
     timing = json.loads((work / "img2img.json").read_text())["cls"]

@@ -45,7 +45,7 @@ def stage(params_path: Path, prompts: Path, model: Path, scheduler: str, out: Pa
             str(model),
             "--out",
             str(out),
-            "--metrics",
+            "--timings",
             str(out.with_suffix(".json")),
         ]
     )

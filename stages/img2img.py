@@ -6,7 +6,7 @@ Outputs: ``--out`` (data/synthetic/img2img/<strength>): ``cls/<class>/<source>-v
          and ``det/images|labels/<source>-v<k>.*`` (boxes kept) for training; ``det_val/`` — one
          variant of each real *val* canvas, never trained on, for the survival stage's held-out
          measurement; each part with ``manifest.jsonl`` (source file, strength, seed, class or
-         boxes); ``--metrics``: measured seconds per image.
+         boxes); ``--timings`` (timings/img2img/<strength>.json): measured seconds per image.
          Resumable, and shared out over launched processes, like txt2img.
 Params:  seed, data.image_size, data.channels, data.det_image_size, generate.*, img2img.* (but
          strengths), prompts.templates, prompts.negative_prompt, launch.sampling.threads
@@ -56,7 +56,7 @@ PARAMS = (
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__, argv, "real", "builtin", "out", "metrics", strength=float)
+    args = parse_args(__doc__, argv, "real", "builtin", "out", "timings", strength=float)
     params = load_params(args.params)
     g, p, strength = params.generate, params.img2img, args.strength
     if not 0 < strength <= 1:
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if group.is_main_process:
         manifests = {"cls": out.manifest, "det": out.det.manifest, "det_val": out.det_val.manifest}
         totals = journal.finish({manifests[part]: k for part, k in keys.items()})
-        write_timing(args.metrics, {part: totals[m] for part, m in manifests.items()}, group.num_processes)
+        write_timing(args.timings, {part: totals[m] for part, m in manifests.items()}, group.num_processes)
         log.info("wrote %d images to %s", sum(len(todo) for todo, _ in items.values()), args.out)
 
 

@@ -4,7 +4,8 @@ Inputs:  ``--data`` (data/real/det/data.yaml: its ``pool`` canvases, made of the
          the images the builtin generator learned from — never train/val/test digits)
 Outputs: ``--out`` (models/yolo_pretrained, committed to git like models/builtin, so a fresh
          clone skips this stage): ``model.safetensors`` (final EMA weights) and ``budget.json``
-         (epochs, optimiser steps, seconds); Ultralytics' run files stay in a temp folder
+         (epochs, optimiser steps); ``--timings`` (timings/pretrain_yolo.json): seconds (apart, as
+         train_yolo depends on ``--out``); Ultralytics' run files stay in a temp folder
 Params:  pretrain_yolo.*, train_yolo.model, launch.training.threads
 It stands in for the COCO weights a real user fine-tunes from: it learns where digits are
 (``single_cls``: one class, "object"), not which digit they are, so the class head starts fresh
@@ -33,7 +34,7 @@ log = logging.getLogger("pretrain_yolo")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__, argv, "data", "out")
+    args = parse_args(__doc__, argv, "data", "out", "timings")
     params = load_params(args.params)
     c = params.pretrain_yolo
     if not args.data.is_file():
@@ -58,11 +59,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         result = train_detector(data, work / "run", budget, params.seed, len(pool), len(pool), single_cls=True)
         with atomic_dir(args.out) as tmp:
             shutil.copy2(Run(work / "run").weights, Run(tmp).weights)
+            seconds = result.pop("seconds")  # wall-clock: train_yolo depends on --out, so it goes apart
             write_json(Run(tmp).budget, result | {"model": budget.model})
+        write_json(args.timings, {"seconds": seconds})
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info(
-        "%d optimiser steps over %d pool canvases in %.0f s", result["optimizer_steps"], len(pool), result["seconds"]
+        "%d optimiser steps over %d pool canvases in %.0f s", result["optimizer_steps"], len(pool), seconds
     )
 
 

@@ -1,15 +1,15 @@
 """Stage ``quality_txt2img@<scheduler>`` / ``quality_img2img@<strength>``: how good one synthetic source is.
 
-Inputs:  ``--synthetic`` (data/synthetic/<kind>/<name>: ``cls/`` images + ``cls/manifest.jsonl``), ``--timing``
-         (metrics/generate/<kind>/<name>.json), ``--judge``
-         (models/judge), ``--real`` (data/real: ``cls/val``, ``classes.json``)
+Inputs:  ``--synthetic`` (data/synthetic/<kind>/<name>: ``cls/`` images + ``cls/manifest.jsonl``),
+         ``--judge`` (models/judge), ``--real`` (data/real: ``cls/val``, ``classes.json``)
 Outputs: ``--out`` (metrics/quality/<kind>/<name>.json, DVC metrics):
          ``conditional_accuracy`` — share the judge assigns to their intended class;
          ``frechet_distance`` — between synthetic and real val images, in the judge's
          penultimate-layer features (FID's formula; biased upwards at these sample sizes, so
          compare sources at equal counts only); ``cas`` — classification accuracy score: a ResNet
-         trained on the synthetic images alone with train_resnet's budget, tested on real val;
-         ``seconds_per_image`` — sampling cost from ``--timing`` (measured, so not deterministic).
+         trained on the synthetic images alone with train_resnet's budget, tested on real val.
+         No seconds: sampling cost is measured by the generation stage (timings/), so a rerun that
+         makes the same images reruns nothing here.
 Params:  seed, data.image_size, data.channels (images of any size are scored as assemble converts
          them), train_resnet (budget), launch.training.threads
 These scores exist to choose a scheduler, step count or strength, so they look at ``val`` only:
@@ -25,7 +25,7 @@ import torch
 
 from synthaug.cli import parse_args, pin_threads, run
 from synthaug.errors import DataError
-from synthaug.files import read_json, write_json
+from synthaug.files import write_json
 from synthaug.images import image_folder
 from synthaug.layout import Real, Source
 from synthaug.params import Params, load_params
@@ -47,7 +47,7 @@ def classification_accuracy_score(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__, argv, "synthetic", "timing", "judge", "real", "out")
+    args = parse_args(__doc__, argv, "synthetic", "judge", "real", "out")
     params = load_params(args.params)
     pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
     real, source = Real(args.real), Source(args.synthetic)
@@ -63,7 +63,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     val = load_folder(real.cls("val"), classes)
     _, real_features = predict(judge, val[0])
     result = judge_scores(judge, images, labels.tolist(), real_features)
-    result["seconds_per_image"] = read_json(args.timing)["cls"]["seconds_per_image"]
     result["cas"] = round(classification_accuracy_score(images, labels, val, classes, params), 6)
     write_json(args.out, result)
     log.info("%s: %s", args.synthetic, result)

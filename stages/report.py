@@ -2,8 +2,9 @@
 
 Inputs:  ``--summary`` (metrics/summary.json), ``--study-plot`` (plots/study.csv), ``--study``
          (data/study: scheduler × steps images), ``--real`` (data/real), ``--synthetic``
-         (data/synthetic), ``--datasets`` (data/datasets: X-Paste canvases), ``--resnet``
-         (models/resnet: training curves), ``--params``
+         (data/synthetic), ``--datasets`` (data/datasets: X-Paste canvases), ``--curves``
+         (plots/train_resnet: training histories), ``--params``; ``--timings`` (timings/: seconds per image,
+         shown, not depended on — wall-clock numbers would rerun the report after every rerun)
 Outputs: ``--markdown`` (report/results.md) and ``--study-png`` (report/study.png): the tables
          and the scheduler-study plot, for the README;
          ``--out`` (report/index.html): galleries (same prompts and seeds per scheduler and step
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from synthaug.cli import parse_args, run
 from synthaug.errors import DataError
 from synthaug.files import read_json, write_text
-from synthaug.layout import Real
+from synthaug.layout import Real, Timings
 from synthaug.params import load_params
 from synthaug.reporting import (
     CSS,
@@ -36,6 +37,7 @@ from synthaug.reporting import (
     quality_table,
     results_table,
     study_section,
+    with_seconds,
 )
 
 log = logging.getLogger("report")
@@ -49,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "real",
         "synthetic",
         "datasets",
-        "resnet",
+        "curves",
+        "timings",
         "out",
         "markdown",
         "study-png",
@@ -62,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     classes = Real(args.real).classes()
     with open(args.study_plot) as fh:
         study_rows = list(csv.DictReader(fh))
+    with_seconds(summary, study_rows, Timings(args.timings))
     for path in (args.out, args.markdown, args.study_png):
         path.parent.mkdir(parents=True, exist_ok=True)
     page = f"""<!DOCTYPE html>
@@ -75,7 +79,7 @@ test split — which no other stage reads: quality, CAS and the study score agai
 learned from the labelled pool of real digits; the <code>real/pool</code> variant shows what the same number of
 those real images gives.</p>
 <h2 id="results-heading">Results</h2>{results_table(summary)}
-<h3>ResNet training curves</h3>{curves_section(args.resnet, params)}
+<h3>ResNet training curves</h3>{curves_section(args.curves, params)}
 <h2>Synthetic-data quality</h2>{quality_table(summary)}
 <h2>Data</h2>{data_section(args.real)}
 <h2>Scheduler study</h2>{study_section(study_rows, args.study_png)}

@@ -5,8 +5,9 @@ Inputs:  ``--prompts`` (data/prompts.jsonl: the first ``study.per_class`` record
          (models/judge), ``--real-val`` (data/real/cls/val), ``--classes``
 Outputs: ``--out`` (data/study/<scheduler>/<steps>/<class>/<id>.png: the report's galleries);
          ``--metrics`` (metrics/study/<scheduler>.json, DVC metrics): per step count, conditional
-         accuracy, Fréchet distance to real val images (judge features; never test, since the
-         study exists to choose) and seconds per image (measured; not deterministic)
+         accuracy and Fréchet distance to real val images (judge features; never test, since the
+         study exists to choose); ``--timings`` (timings/study/<scheduler>.json): seconds per image
+         per step count (wall-clock, so kept apart: nothing depends on it)
 Params:  generate.*, schedulers.<scheduler>, study.*, launch.sampling.threads (as txt2img),
          data.image_size, data.channels (images are scored as assemble converts them)
 """
@@ -43,7 +44,7 @@ def first_per_class(records: list[dict], per_class: int) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    paths = ("prompts", "builtin", "judge", "real-val", "classes", "out", "metrics")
+    paths = ("prompts", "builtin", "judge", "real-val", "classes", "out", "metrics", "timings")
     args = parse_args(__doc__, argv, *paths, scheduler=str)
     params = load_params(args.params)
     g, study = params.generate, params.study
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     backend = backend_for(g, args.builtin)
     judge, _ = load_trained(args.judge)
     _, real_features = predict(judge, load_folder(args.real_val, classes)[0])
-    result = {}
+    result, timings = {}, {}
     with atomic_dir(args.out) as tmp:
         for steps in study.steps:
             files, seconds = [], 0.0
@@ -83,10 +84,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "steps": steps,
                 "conditional_accuracy": scores["conditional_accuracy"],
                 "frechet_distance": scores["frechet_distance"],
-                "seconds_per_image": round(seconds / len(records), 5),
             }
-            log.info("%s, %d steps: %s", args.scheduler, steps, result[f"steps_{steps}"])
+            timings[f"steps_{steps}"] = {"steps": steps, "seconds_per_image": round(seconds / len(records), 5)}
+            log.info("%s, %d steps: %s, %s", args.scheduler, steps, result[f"steps_{steps}"], timings[f"steps_{steps}"])
     write_json(args.metrics, result)
+    write_json(args.timings, timings)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
-"""Stage ``train_yolo@<variant>-<seed>``: an Ultralytics YOLO detector on one variant's dataset.
+"""Stage ``train_yolo@<variant>``: an Ultralytics YOLO detector per seed on one variant's dataset.
 
 Inputs:  ``--data`` (data/datasets/<variant>/det/data.yaml), ``--pretrained`` (models/yolo_pretrained:
          the class-agnostic detector every run starts from when ``train_yolo.init: pretrained``)
-Outputs: ``--out`` (models/yolo/<variant>/seed<k>): Ultralytics' run files (``args.yaml``,
-         ``results.csv`` — a DVC plot, ``weights/``), ``model.safetensors`` (the final EMA weights
-         as a plain state dict: the model evaluate scores) and ``budget.json`` (DVC metrics: what
-         really happened — epochs, optimiser steps counted on the optimiser, steps without
-         mosaic, images seen, seconds)
-Params:  train_yolo.* (but seeds and variants), launch.training.threads; ``device``: cpu or one
-         GPU index (Ultralytics' DDP would train where the step count cannot be taken)
+Outputs: ``--out`` (models/yolo/<variant>): per seed, ``seed<k>/model.safetensors`` (the final EMA
+         weights as a plain state dict: the model evaluate scores) and ``seed<k>/budget.json``
+         (what really happened — epochs, optimiser steps counted on the optimiser, steps without
+         mosaic, images seen); ``--runs`` (runs/yolo/<variant>): Ultralytics' own run files per seed
+         (``args.yaml``, ``weights/{best,last}.pt``), which carry dates and temp paths, so no stage
+         reads them; ``--history`` (plots/train_yolo/<variant>, DVC plots): each seed's
+         ``results.csv``; ``--timings`` (timings/train_yolo/<variant>.json): seconds per seed
+Params:  train_yolo.* (but variants), launch.training.threads; ``device``: cpu or one GPU index
+         (Ultralytics' DDP would train where the step count cannot be taken)
+Every seed trains in this one process; each run is the one a process of its own would make.
 Every variant gets the same optimiser steps: ``epochs``, ``close_mosaic`` and ``warmup_epochs``
 count epochs over the real train canvases, and a variant with synthetic canvases gets
 proportionally fewer epochs of each (synthaug/detector.py lists the Ultralytics defaults this
@@ -19,6 +22,7 @@ offline and silent first; nothing is written to ``runs/`` or the home directory.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 
 import yaml
@@ -28,8 +32,10 @@ from synthaug.detector import DetectorBudget, train_detector
 from synthaug.errors import DataError
 from synthaug.files import write_json
 from synthaug.images import atomic_dir
-from synthaug.layout import Run
+from synthaug.layout import Run, history_file
 from synthaug.params import Params, load_params
+
+RESULTS_CSV = "results.csv"  # Ultralytics' per-epoch history in its run folder
 
 log = logging.getLogger("train_yolo")
 
@@ -39,28 +45,41 @@ def budget_from_params(params: Params) -> DetectorBudget:
     return DetectorBudget.of(c, c.model, c.device, params.launch.training.threads)
 
 
+def train_seed(args, params: Params, seed: int, n_real: int, n_train: int) -> dict:
+    """One seed's detector: Ultralytics trains in ``--runs``/seed<k>; the weights and the budget
+    (no seconds) go to ``--out``/seed<k>, its results.csv to ``--history``. Returns the seconds."""
+    init = Run(args.pretrained).weights if params.train_yolo.init == "pretrained" else None
+    with atomic_dir(Run.of(args.runs, seed).root) as work:
+        budget = train_detector(args.data, work, budget_from_params(params), seed, n_real, n_train, init)
+        seconds = budget.pop("seconds")
+        with atomic_dir(Run.of(args.out, seed).root) as tmp:
+            shutil.move(Run(work).weights, Run(tmp).weights)
+            write_json(Run(tmp).budget, budget)
+        history_file(args.history, seed).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(work / RESULTS_CSV, history_file(args.history, seed))
+    log.info(
+        "%s seed %d: %d optimiser steps (%d without mosaic), %d epochs over %d canvases, %.0f s",
+        args.variant,
+        seed,
+        budget["optimizer_steps"],
+        budget["steps_without_mosaic"],
+        budget["epochs"],
+        n_train,
+        seconds,
+    )
+    return {"seconds": seconds, "optimizer_steps": budget["optimizer_steps"]}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__, argv, "data", "pretrained", "out", variant=str, seed=int)
+    args = parse_args(__doc__, argv, "data", "pretrained", "out", "runs", "history", "timings", variant=str)
     params = load_params(args.params)
     if not args.data.is_file():
         raise DataError(f"{args.data}: missing; run `dvc repro assemble@{args.variant}`")
     spec = yaml.safe_load(args.data.read_text())
     n_train = len(list((args.data.parent / spec["train"]).glob("*.png")))
     n_real = spec.get("real_train_images", n_train)
-    with atomic_dir(args.out) as tmp:
-        init = Run(args.pretrained).weights if params.train_yolo.init == "pretrained" else None
-        budget = train_detector(args.data, tmp, budget_from_params(params), args.seed, n_real, n_train, init)
-        write_json(Run(tmp).budget, budget)
-    log.info(
-        "%s seed %d: %d optimiser steps (%d without mosaic), %d epochs over %d canvases, %.0f s",
-        args.variant,
-        args.seed,
-        budget["optimizer_steps"],
-        budget["steps_without_mosaic"],
-        budget["epochs"],
-        n_train,
-        budget["seconds"],
-    )
+    timings = {f"seed{seed}": train_seed(args, params, seed, n_real, n_train) for seed in params.train_yolo.seeds}
+    write_json(args.timings, timings)
 
 
 if __name__ == "__main__":

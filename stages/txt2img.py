@@ -5,8 +5,9 @@ Inputs:  ``--prompts`` (data/prompts.jsonl), the model (``generate.model``: ``bu
 Outputs: ``--out`` (data/synthetic/txt2img/<scheduler>, a synthetic source's layout): ``cls/<class>/<id>.png``
          — each with a ``parameters`` text chunk as Stable Diffusion web UIs write it — and ``cls/manifest.jsonl``
          (file, class, prompt, negative prompt, seed, scheduler, steps, guidance, model);
-         ``--metrics``: images, measured seconds per image, processes. Resumable: finished batches
-         survive an interruption (see synthaug/resume.py).
+         ``--timings`` (timings/txt2img/<scheduler>.json): images, measured seconds per image,
+         processes — wall-clock, so no stage depends on it. Resumable: finished batches survive an
+         interruption (see synthaug/resume.py).
 Params:  generate.*, schedulers.<scheduler>, launch.sampling.threads
 Runs as one process or, under ``python -m synthaug.launch sampling`` (launch.sampling), as several
 that share the batches out; the images and manifest are byte-identical either way.
@@ -40,7 +41,7 @@ PARAMS = ("generate", "schedulers.{scheduler}", "launch.sampling.threads")  # as
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__, argv, "prompts", "builtin", "out", "metrics", scheduler=str)
+    args = parse_args(__doc__, argv, "prompts", "builtin", "out", "timings", scheduler=str)
     params = load_params(args.params)
     g = params.generate
     if args.scheduler not in params.schedulers:
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     keys = run_batches(journal, records, g.batch_size, "batch", work, f"txt2img@{args.scheduler}", group)
     if group.is_main_process:
         totals = journal.finish({out.manifest: keys})
-        write_timing(args.metrics, {"cls": totals[out.manifest]}, group.num_processes)
+        write_timing(args.timings, {"cls": totals[out.manifest]}, group.num_processes)
         log.info("wrote %d images to %s", len(records), args.out)
 
 

@@ -281,8 +281,8 @@ class Experiments:
 
         params = yaml.safe_load(read(self.params_file))
         dag = Dag(self.root)
-        resnet = dag.arg("evaluate@baseline", "--resnet").parent
-        fig = training_curves(list(params["variants"]), params["train_resnet"]["seeds"], resnet, read)
+        curves = dag.arg("report", "--curves")
+        fig = training_curves(list(params["variants"]), params["train_resnet"]["seeds"], curves, read)
         fig.axes[0].set_title(f"{name}: ResNet training")
         study = study_figure(list(csv.DictReader(io.StringIO(read(dag.arg("summarize", "--study-plot"))))))
         study.suptitle(f"{name}: scheduler study")

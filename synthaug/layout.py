@@ -12,7 +12,9 @@ under a root, so no stage builds a path by hand and each folder's layout is writ
   and ``variant.json``.
 - :class:`Detection`: an Ultralytics dataset folder (``data.yaml``, ``images/<split>``, ``labels/<split>``).
 - :class:`Study`: the scheduler study's images (``<steps>/<class>/<id>.png``).
-- :class:`Run`: a trained model's folder, one per seed (``<root>/seed<k>``).
+- :class:`Run`: a trained model's folder, one per seed (``<root>/seed<k>``); :func:`history_file`, its
+  training history in a plots folder.
+- :class:`Timings`: measured seconds, ``<stage>/<item>.json`` (wall-clock: outputs no stage depends on).
 """
 
 from __future__ import annotations
@@ -172,3 +174,20 @@ class Run:
     @property
     def budget(self) -> Path:
         return self.root / "budget.json"
+
+
+def history_file(histories: Path, seed: int, variant: str = "") -> Path:
+    """A run's training history in a DVC plots folder (``<histories>/[<variant>/]seed<k>.csv``),
+    kept apart from its weights so the plots stay in git and the weights in DVC's cache."""
+    return histories / variant / f"seed{seed}.csv"
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Measured seconds, one file per stage item (``txt2img/ddim.json``, ``study/ddim.json``,
+    ``train_yolo/baseline.json``): written by the stage that measured them, read only for display."""
+
+    root: Path
+
+    def of(self, stage: str, item: str) -> Path:
+        return self.root / stage / f"{item}.json"

@@ -25,7 +25,7 @@ from PIL import Image  # noqa: E402
 from synthaug.cli import read_timings  # noqa: E402
 from synthaug.files import read_json, read_jsonl, write_bytes
 from synthaug.images import contact_sheet, read_yolo_boxes  # noqa: E402
-from synthaug.layout import Dataset, Real, Run, Source, Study, label_of, variant_name
+from synthaug.layout import Dataset, Real, Source, Study, Timings, history_file, label_of, variant_name
 from synthaug.metrics import METRICS
 from synthaug.params import Params  # noqa: E402
 
@@ -182,6 +182,23 @@ def data_section(real: Path) -> str:
     return f"<table id='splits'><thead><tr><th>split</th><th>from</th></tr></thead><tbody>{rows}</tbody></table>{note}"
 
 
+def with_seconds(summary: dict, study_rows: list[dict], timings: Timings) -> None:
+    """Add the measured seconds per image (timings/, which no stage depends on) to the quality
+    sources and the study's rows, for display; a source never timed on this checkout shows none."""
+
+    def seconds(stage: str, item: str, part: str) -> float | None:
+        path = timings.of(stage, item)
+        return read_json(path).get(part, {}).get("seconds_per_image") if path.is_file() else None
+
+    for source, q in summary["quality"].items():
+        kind, name = source.split("/", 1)
+        if (s := seconds(kind, name, "cls")) is not None:
+            q["seconds_per_image"] = s
+    for r in study_rows:
+        if (s := seconds("study", r["scheduler"], f"steps_{r['steps']}")) is not None:
+            r["seconds_per_image"] = s
+
+
 def quality_table(summary: dict) -> str:
     cols = [
         ("conditional_accuracy", "conditional accuracy", "{:.3f}"),
@@ -212,13 +229,18 @@ def study_figure(rows: list[dict]) -> Any:
         ),
     ):
         for s in schedulers:
-            pts = sorted((int(r["steps"]), float(r[key])) for r in rows if r["scheduler"] == s)
-            ax.plot(*zip(*pts), marker="o", label=s)
+            pts = sorted((int(r["steps"]), float(r[key])) for r in rows if r["scheduler"] == s and key in r)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=s)
         ax.set_xlabel("sampling steps")
         ax.set_title(label)
         ax.grid(alpha=0.3)
     axes[0].legend()
     return fig
+
+
+def seconds_text(row: dict) -> str:
+    return f"{float(row['seconds_per_image']):.4f}" if "seconds_per_image" in row else "—"
 
 
 def study_section(rows: list[dict], png: Path) -> str:
@@ -227,7 +249,7 @@ def study_section(rows: list[dict], png: Path) -> str:
     body = "".join(
         f"<tr><td>{html.escape(r['scheduler'])}</td><td>{r['steps']}</td>"
         f"<td>{float(r['conditional_accuracy']):.3f}</td><td>{float(r['frechet_distance']):.2f}</td>"
-        f"<td>{float(r['seconds_per_image']):.4f}</td></tr>"
+        f"<td>{seconds_text(r)}</td></tr>"
         for r in rows
     )
     return (
@@ -240,15 +262,16 @@ def study_section(rows: list[dict], png: Path) -> str:
 
 
 def training_curves(
-    variants: Sequence[str], seeds: Sequence[int], resnet: Path, read: Callable[[Path], str] = Path.read_text
+    variants: Sequence[str], seeds: Sequence[int], curves: Path, read: Callable[[Path], str] = Path.read_text
 ) -> Any:
     """ResNet val accuracy against step, the mean over seeds, a line per variant, from each run's
-    history.csv (``read``: a file's text; the app reads an experiment's revision through DVC)."""
+    history in ``curves`` (plots/train_resnet; ``read``: a file's text; the app reads an
+    experiment's revision through DVC)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     for variant in variants:
         runs = []
         for seed in seeds:
-            rows = csv.DictReader(io.StringIO(read(Run.of(resnet, seed, variant).history)))
+            rows = csv.DictReader(io.StringIO(read(history_file(curves, seed, variant))))
             runs.append([(int(r["step"]), float(r["val_accuracy"])) for r in rows])
         steps = [s for s, _ in runs[0]]
         ax.plot(steps, [sum(r[i][1] for r in runs) / len(runs) for i in range(len(steps))], label=variant)
@@ -259,8 +282,8 @@ def training_curves(
     return fig
 
 
-def curves_section(resnet: Path, params: Params) -> str:
-    fig = training_curves(list(params.variants), params.train_resnet.seeds, resnet)
+def curves_section(curves: Path, params: Params) -> str:
+    fig = training_curves(list(params.variants), params.train_resnet.seeds, curves)
     return f'<figure class="plot"><img alt="training curves" src="{figure_uri(fig)}" width="640"></figure>'
 
 
@@ -345,7 +368,7 @@ def markdown(summary: dict, study_rows: list[dict]) -> str:
     ]
     lines += [
         f"| {r['scheduler']} | {r['steps']} | {float(r['conditional_accuracy']):.3f} | "
-        f"{float(r['frechet_distance']):.2f} | {float(r['seconds_per_image']):.4f} |"
+        f"{float(r['frechet_distance']):.2f} | {seconds_text(r)} |"
         for r in study_rows
     ]
     return "\n".join(lines) + "\n"

@@ -168,13 +168,16 @@ def train(
     return history
 
 
-def save_trained(out: Path, net: nn.Module, cfg: ResnetBudget, history: list[dict], **info) -> None:
-    """Write ``model.safetensors``, ``config.json`` (``info`` + the budget) and ``history.csv`` at once."""
+def save_trained(
+    out: Path, net: nn.Module, cfg: ResnetBudget, history: list[dict], history_file: Path | None = None, **info
+) -> None:
+    """Write ``model.safetensors``, ``config.json`` (``info`` + the budget) and the history rows at
+    once: to ``history_file`` when given (a DVC plots folder), else to the run's ``history.csv``."""
     with atomic_dir(out) as tmp:
         run = Run(tmp)
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, run.weights)
         write_json(run.config, info | {k: getattr(cfg, k) for k in ResnetBudget.__dataclass_fields__})
-        write_csv(run.history, history)
+        write_csv(history_file or run.history, history)
 
 
 def load_trained(folder: Path) -> tuple[nn.Module, dict]:

@@ -147,5 +147,6 @@ def run_batches(
 
 
 def write_timing(path: Path, parts: dict[str, dict[str, float]], processes: int) -> None:
-    """The sampling-time metrics file of a generation stage: per part, images and seconds per image."""
+    """A generation stage's timings file: per part, images and seconds per image. Wall-clock, so it
+    is an output nothing depends on (dvc.yaml's ``timings/``), never a DVC metric."""
     write_json(path, {**parts, "processes": processes})

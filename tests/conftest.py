@@ -112,7 +112,7 @@ def small_real(tmp_path_factory, base_params) -> Path:
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory, base_params) -> Path:
     """txt2img output of a tiny random builtin model (3 images per class) made by the real stages;
-    its sampling-time metrics are in ``../../timing/ddim.json``."""
+    its timings are in ``../../timing/ddim.json``."""
     tmp = tmp_path_factory.mktemp("syn")
     params = copy.deepcopy(base_params)
     params["prompts"]["per_class"] = 3
@@ -143,7 +143,7 @@ def synthetic(tmp_path_factory, base_params) -> Path:
         str(tiny_builtin(tmp / "builtin", CLASSES)),
         "--out",
         str(tmp / "txt2img" / "ddim"),
-        "--metrics",
+        "--timings",
         str(tmp / "timing" / "ddim.json"),
     )
     assert proc.returncode == 0, proc.stderr

@@ -123,6 +123,30 @@ def test_only_evaluate_depends_on_the_test_split(stage):
         assert not reach, f"{stage.addressing}: depends on {reach} ({split})"
 
 
+def wall_clock_outputs() -> set[str]:
+    """Every output that holds measured seconds or run-specific bytes: the ``--timings`` and
+    ``--runs`` each stage command names, and train_yolo's ``--history`` (Ultralytics' results.csv
+    has a time column)."""
+    measured = set()
+    for s in stages():
+        args = dict(re.findall(r"--([\w-]+) (\S+)", s.cmd))
+        measured |= {args[flag] for flag in ("timings", "runs") if flag in args}
+        if s.addressing.startswith("train_yolo@"):
+            measured.add(args["history"])
+    return measured
+
+
+@pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
+def test_no_stage_depends_on_wall_clock_outputs(stage):
+    """A dep on measured seconds would make a byte-identical rerun rerun everything downstream
+    (tests/test_dvc_pipeline.py reruns txt2img and finds dvc status clean)."""
+    measured = wall_clock_outputs()
+    assert {"timings/txt2img/ddim.json", "timings"} <= measured  # the check sees what it guards
+    for dep in (str(d.def_path) for d in stage.deps if type(d).__name__ == "Dependency"):
+        reach = [m for m in measured if dep == m or dep.startswith(m.rstrip("/") + "/") or m.startswith(dep + "/")]
+        assert not reach, f"{stage.addressing}: depends on {dep}, which holds {reach} (wall-clock)"
+
+
 def readme_stage_rows() -> dict[str, str]:
     """The README's pipeline table: stage name (without its ``@<item>``) → the row's text."""
     text = (ROOT / "README.md").read_text()

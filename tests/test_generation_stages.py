@@ -65,7 +65,7 @@ def txt2img(tmp_path: Path, params: dict, builtin: Path, scheduler: str = "ddim"
         str(builtin),
         "--out",
         str(tmp_path / out),
-        "--metrics",
+        "--timings",
         str(tmp_path / f"{out}.json"),
     )
 
@@ -139,7 +139,7 @@ def test_txt2img_resumes_after_kill_9_byte_identically(tmp_path: Path, gen_param
         str(builtin_dir),
         "--out",
         str(tmp_path / "out"),
-        "--metrics",
+        "--timings",
         str(tmp_path / "out.json"),
     ]
     proc = subprocess.Popen(
@@ -224,7 +224,7 @@ def test_img2img_stage_keeps_labels_and_boxes(tmp_path: Path, gen_params, builti
         str(builtin_dir),
         "--out",
         str(tmp_path / "out"),
-        "--metrics",
+        "--timings",
         str(tmp_path / "out.json"),
     )
     assert proc.returncode == 0, proc.stderr
@@ -275,7 +275,7 @@ def test_stages_write_nothing_to_home(tmp_path: Path, gen_params, builtin_dir):
             str(builtin_dir),
             "--out",
             str(tmp_path / "out"),
-            "--metrics",
+            "--timings",
             str(tmp_path / "t.json"),
         ],
         cwd=ROOT,
@@ -305,7 +305,7 @@ def test_pretrain_is_deterministic_and_loads_as_builtin(tmp_path: Path, params, 
             str(small_real / "classes.json"),
             "--out",
             str(tmp_path / out),
-            "--metrics",
+            "--timings",
             str(tmp_path / f"{out}.json"),
         )
         assert proc.returncode == 0, proc.stderr

@@ -57,7 +57,7 @@ def test_sampling_over_two_processes_is_byte_identical_to_one(tmp_path: Path, pa
             builtin_dir,
             "--out",
             tmp_path / name / "t2i",
-            "--metrics",
+            "--timings",
             tmp_path / name / "t2i.json",
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -74,7 +74,7 @@ def test_sampling_over_two_processes_is_byte_identical_to_one(tmp_path: Path, pa
             builtin_dir,
             "--out",
             tmp_path / name / "i2i",
-            "--metrics",
+            "--timings",
             tmp_path / name / "i2i.json",
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -92,14 +92,14 @@ def test_sampling_over_two_processes_is_byte_identical_to_one(tmp_path: Path, pa
 def test_resnet_trains_under_ddp_on_two_cpu_processes(tmp_path: Path, params, small_real):
     params["variants"] = {"baseline": {"source": "none", "ratio": 0.0}}
     params["train_yolo"]["variants"] = ["baseline"]
-    params["train_resnet"].update(steps=12, batch_size=8, eval_every=3, warmup_steps=1, lr=0.02, max_shift=0)
+    params["train_resnet"].update(seeds=[0], steps=12, batch_size=8, eval_every=3, warmup_steps=1, lr=0.02, max_shift=0)
     params["launch"]["training"] = {"launcher": "torchrun", "processes": 2, "threads": 1}
     p = write_params(tmp_path / "params.yaml", params)
     data = tmp_path / "data"
     data.mkdir()
     (data / "classes.json").write_text((small_real / "classes.json").read_text())
     (data / "cls").symlink_to(small_real / "cls")
-    out = tmp_path / "models" / "baseline" / "seed0"
+    out, history = tmp_path / "models" / "baseline", tmp_path / "plots" / "baseline"
     proc = launched(
         "training",
         "stages.train_resnet",
@@ -107,19 +107,19 @@ def test_resnet_trains_under_ddp_on_two_cpu_processes(tmp_path: Path, params, sm
         p,
         "--variant",
         "baseline",
-        "--seed",
-        0,
         "--data",
         data,
         "--out",
         out,
+        "--history",
+        history,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "over 2 process(es)" in proc.stderr
-    assert proc.stderr.count("wrote " + str(out)) == 1  # the main process alone saves
-    assert sorted(f.name for f in out.parent.iterdir()) == ["seed0"]  # nothing half-written beside it
-    assert sorted(f.name for f in out.iterdir()) == ["config.json", "history.csv", "model.safetensors"]
-    losses = [float(line.split(",")[1]) for line in (out / "history.csv").read_text().splitlines()[1:]]
+    assert proc.stderr.count("wrote " + str(out / "seed0")) == 1  # the main process alone saves
+    assert sorted(f.name for f in out.iterdir()) == ["seed0"]  # nothing half-written beside it
+    assert sorted(f.name for f in (out / "seed0").iterdir()) == ["config.json", "model.safetensors"]
+    losses = [float(line.split(",")[1]) for line in (history / "seed0.csv").read_text().splitlines()[1:]]
     assert len(losses) == 4 and losses[-1] < losses[0], f"the loss did not fall: {losses}"
     # the same params run as one process: the stage refuses, since processes is a param of the result
     proc = run_module(
@@ -128,12 +128,12 @@ def test_resnet_trains_under_ddp_on_two_cpu_processes(tmp_path: Path, params, sm
         str(p),
         "--variant",
         "baseline",
-        "--seed",
-        "0",
         "--data",
         str(data),
         "--out",
         str(tmp_path / "single"),
+        "--history",
+        str(tmp_path / "single-history"),
     )
     assert proc.returncode == 1 and "launch.training.processes is 2 but 1 processes run" in error_lines(proc)[0]
     assert not (tmp_path / "single").exists()

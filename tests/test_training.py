@@ -114,7 +114,9 @@ def test_assemble_errors_leave_nothing(tmp_path: Path, base_params, small_real: 
     assert not (tmp_path / "baseline").exists()
 
 
-def train_resnet(tmp_path: Path, params: dict, data: Path, seed: int, out: str, budget: bool = True):
+def train_resnet(tmp_path: Path, params: dict, data: Path, seeds: list[int], out: str, budget: bool = True):
+    """The stage, every seed of ``seeds`` in its one process, into ``out/seed<k>`` (histories in ``out-history``)."""
+    params["train_resnet"]["seeds"] = seeds
     if budget:
         params["train_resnet"].update(steps=6, batch_size=8, eval_every=3, warmup_steps=2)
     return run_module(
@@ -123,12 +125,12 @@ def train_resnet(tmp_path: Path, params: dict, data: Path, seed: int, out: str, 
         str(write_params(tmp_path / "params.yaml", params)),
         "--variant",
         "ddim",
-        "--seed",
-        str(seed),
         "--data",
         str(data),
         "--out",
         str(tmp_path / out),
+        "--history",
+        str(tmp_path / f"{out}-history"),
     )
 
 
@@ -137,29 +139,31 @@ def test_train_resnet_learns_and_is_deterministic(tmp_path: Path, params, ddim_d
 
     from synthaug.resnet import build_resnet, load_folder, load_trained, normalise
 
-    for seed, out in ((0, "a"), (0, "b"), (1, "c")):
-        proc = train_resnet(tmp_path, params, ddim_dataset, seed, out)
+    for seeds, out in (([0, 1], "a"), ([1], "b")):
+        proc = train_resnet(tmp_path, params, ddim_dataset, seeds, out)
         assert proc.returncode == 0, proc.stderr
-    a, b, c = (load_file(tmp_path / o / "model.safetensors") for o in "abc")
-    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)  # same seed: identical weights
-    assert any(not np.array_equal(a[k], c[k]) for k in a)
+    a0, a1, b1 = (load_file(tmp_path / o / "model.safetensors") for o in ("a/seed0", "a/seed1", "b/seed1"))
+    # a seed's run is the same whether or not another seed trained before it in the process
+    assert a1.keys() == b1.keys() and all(np.array_equal(a1[k], b1[k]) for k in a1)
+    assert any(not np.array_equal(a0[k], a1[k]) for k in a0)
     # learning, on the real train images alone (the tiny random generator's images are noise)
     learn = copy.deepcopy(params)
     learn["variants"]["ddim"]["ratio"] = 0.0
     learn["train_resnet"].update(steps=30, batch_size=16, eval_every=15, warmup_steps=3, lr=0.02)
-    proc = train_resnet(tmp_path, learn, ddim_dataset, 0, "d", budget=False)
+    proc = train_resnet(tmp_path, learn, ddim_dataset, [0], "d", budget=False)
     assert proc.returncode == 0, proc.stderr
     torch.manual_seed(0)  # the network seed 0's run started from, built as the stage builds it
     init = build_resnet(parse_params(learn).train_resnet, 10)
-    trained, _ = load_trained(tmp_path / "d")
+    trained, _ = load_trained(tmp_path / "d" / "seed0")
     assert not torch.equal(trained.conv1.weight, init.conv1.weight)  # the optimiser stepped
     x, y = load_folder(ddim_dataset / "cls" / "train", CLASSES)
     with torch.no_grad():  # batch statistics: a short run leaves batch-norm's running averages near their start
         loss = [torch.nn.functional.cross_entropy(net.train()(normalise(x)), y).item() for net in (init, trained)]
     assert loss[1] < 0.5 * loss[0], loss  # it learned the real train images
-    history = (tmp_path / "a" / "history.csv").read_text().splitlines()
+    history = (tmp_path / "a-history" / "seed0.csv").read_text().splitlines()
     assert history[0] == "step,train_loss,val_accuracy" and len(history) == 3
-    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert sorted(f.name for f in (tmp_path / "a").iterdir()) == ["seed0", "seed1"]
+    config = json.loads((tmp_path / "a" / "seed0" / "config.json").read_text())
     assert config["ratio"] == 1.0 and config["steps"] == 6 and config["arch"] == "resnet18"
 
 
@@ -209,14 +213,18 @@ def test_train_yolo_trains_offline_into_its_folder(tmp_path: Path, params, ddim_
             str(write_params(tmp_path / "params.yaml", params)),
             "--variant",
             "ddim",
-            "--seed",
-            "0",
             "--data",
             str(ddim_dataset / "det" / "data.yaml"),
             "--pretrained",
             str(tmp_path / "none"),
             "--out",
             str(tmp_path / "yolo"),
+            "--runs",
+            str(tmp_path / "ultralytics"),
+            "--history",
+            str(tmp_path / "history"),
+            "--timings",
+            str(tmp_path / "seconds.json"),
         ],
         cwd=tmp_path,
         env=env,
@@ -225,17 +233,27 @@ def test_train_yolo_trains_offline_into_its_folder(tmp_path: Path, params, ddim_
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = tmp_path / "yolo"
-    rows = (out / "results.csv").read_text().splitlines()
+    out, run = tmp_path / "yolo" / "seed0", tmp_path / "ultralytics" / "seed0"
+    rows = (tmp_path / "history" / "seed0.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,") and len(rows) == 2
     weights = load_file(out / "model.safetensors")
-    assert len(weights) > 100 and (out / "weights" / "last.pt").is_file()
+    assert len(weights) > 100 and (run / "weights" / "last.pt").is_file()
+    # what evaluate reads holds no seconds (a rerun with the same weights must rerun nothing)
+    assert sorted(f.name for f in out.iterdir()) == ["budget.json", "model.safetensors"]
     budget = json.loads((out / "budget.json").read_text())  # 6 canvases at batch 4: 2 batches, 2 steps
     assert budget["optimizer_steps"] == 2 and budget["epochs"] == 1 and budget["initialised_tensors"] == 0
-    args = __import__("yaml").safe_load((out / "args.yaml").read_text())
+    assert "seconds" not in budget and json.loads((tmp_path / "seconds.json").read_text())["seed0"]["seconds"] > 0
+    args = __import__("yaml").safe_load((run / "args.yaml").read_text())
     assert args["nbs"] == 4 and args["fliplr"] == 0.0 and args["val"] is False  # no accumulation, no mirroring
     assert list(home.iterdir()) == [] and not (tmp_path / "runs").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "params.yaml", "yolo"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "history",
+        "home",
+        "params.yaml",
+        "seconds.json",
+        "ultralytics",
+        "yolo",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -317,14 +335,14 @@ def test_yolo_budget_rules_in_params(params):
 
 
 def test_the_committed_detectors_all_took_the_same_optimiser_steps(base_params):
-    """The pipeline's own runs (budget.json is a git-tracked DVC metric): one step count for every
-    variant and seed, and the summary agrees."""
+    """The pipeline's own runs (evaluate copies each budget.json's count into its git-tracked
+    metrics): one step count for every variant and seed, and the summary agrees."""
     from tests.conftest import ROOT, Dag
 
     dag, y = Dag(ROOT), base_params["train_yolo"]
     assert len(y["seeds"]) >= 3 and "baseline" in y["variants"]
     steps = {
-        (v, s): json.loads(Run(dag.arg(f"train_yolo@{v}-{s}", "--out")).budget.read_text())["optimizer_steps"]
+        (v, s): json.loads(dag.arg(f"evaluate@{v}", "--out").read_text())["yolo"][f"seed{s}"]["optimizer_steps"]
         for v in y["variants"]
         for s in y["seeds"]
     }
