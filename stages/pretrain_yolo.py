@@ -64,9 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_json(args.timings, {"seconds": seconds})
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log.info(
-        "%d optimiser steps over %d pool canvases in %.0f s", result["optimizer_steps"], len(pool), seconds
-    )
+    log.info("%d optimiser steps over %d pool canvases in %.0f s", result["optimizer_steps"], len(pool), seconds)
 
 
 if __name__ == "__main__":

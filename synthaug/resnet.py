@@ -136,8 +136,16 @@ def train(
     gen = torch.Generator().manual_seed(seed)
     n_syn = round(cfg.batch_size * ratio / (1 + ratio)) if len(synthetic[0]) else 0
     n_real = cfg.batch_size - n_syn
+    # foreach: one multi-tensor kernel per update term instead of a Python loop over 62 tensors; on
+    # the CPU torch leaves it off by default. Same arithmetic in the same order: identical weights
+    # (measured), 11 % faster a step (bench/train_flops.py). ``fused`` is faster still but rounds differently.
     opt = torch.optim.SGD(
-        net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0
+        net.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.momentum > 0,
+        foreach=True,
     )
     history, running = [], []
     net.train()

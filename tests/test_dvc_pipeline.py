@@ -91,6 +91,31 @@ def test_how_sampling_runs_reruns_nothing_and_training_processes_rerun_only_resn
     assert {s.split("@")[0] for s in params_changed(scratch_repo)} == {"train_resnet"}
 
 
+@pytest.mark.slow
+def test_a_byte_identical_rerun_leaves_dvc_status_clean(scratch_repo: Path):
+    """txt2img rerun makes the same images and new seconds: the seconds live in timings/, which no
+    stage depends on, so quality and the study — which once read them — stay up to date."""
+    import json
+
+    def small(p: dict) -> None:
+        p["prompts"]["per_class"] = 2
+        p["generate"].update(steps=2, batch_size=20)
+        p["study"].update(steps=[1], per_class=1)
+        for budget in (p["judge"], p["train_resnet"]):  # train_resnet's budget is quality's CAS
+            budget.update(steps=2, batch_size=8, eval_every=1, warmup_steps=1)
+
+    edit_params(scratch_repo, small)
+    targets = ("quality_txt2img@ddim", "study@ddim")
+    sh("dvc", "repro", *targets, cwd=scratch_repo)
+    dag = Dag(scratch_repo)
+    images = sorted(Path(dag.arg("txt2img@ddim", "--out")).rglob("*.png"))
+    before = {f: f.read_bytes() for f in images}
+    sh("dvc", "repro", "-f", "-s", "txt2img@ddim", cwd=scratch_repo)  # its timings file is written anew
+    assert {f: f.read_bytes() for f in images} == before and len(before) == 20  # the same images again
+    assert json.loads(sh("dvc", "status", "--json", *targets, cwd=scratch_repo)) == {}
+    assert "Running stage" not in sh("dvc", "repro", *targets, cwd=scratch_repo)
+
+
 def queue_finished(repo: Path) -> bool:
     rows = sh("dvc", "queue", "status", cwd=repo).splitlines()[1:]
     return bool(rows) and not any(word in row for row in rows for word in ("Queued", "Running"))

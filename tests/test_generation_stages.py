@@ -305,7 +305,7 @@ def test_pretrain_is_deterministic_and_loads_as_builtin(tmp_path: Path, params, 
             str(small_real / "classes.json"),
             "--out",
             str(tmp_path / out),
-            "--timings",
+            "--metrics",
             str(tmp_path / f"{out}.json"),
         )
         assert proc.returncode == 0, proc.stderr

@@ -15,7 +15,7 @@ import pytest
 from safetensors.torch import load_file
 
 from synthaug.files import read_jsonl
-from synthaug.layout import Dataset, Real, Run, Source
+from synthaug.layout import Dataset, Real, Source
 from synthaug.params import ParamsError, parse_params
 from tests.conftest import CLASSES, ROOT, error_lines, run_assemble, run_module, write_params
 
@@ -270,6 +270,8 @@ def pretrained(tmp_path_factory, base_params, small_real) -> Path:
         str(small_real / "det" / "data.yaml"),
         "--out",
         str(tmp / "pre"),
+        "--timings",
+        str(tmp / "pre.json"),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp / "pre"
@@ -278,6 +280,7 @@ def pretrained(tmp_path_factory, base_params, small_real) -> Path:
 def test_pretrain_yolo_learns_one_class_from_the_pool_canvases(pretrained: Path):
     budget = json.loads((pretrained / "budget.json").read_text())
     assert budget["optimizer_steps"] == 1 and budget["train_images"] == 2 and budget["model"] == "yolov8n.yaml"
+    assert "seconds" not in budget and json.loads(pretrained.with_suffix(".json").read_text())["seconds"] > 0
     weights = load_file(pretrained / "model.safetensors")
     heads = [k for k in weights if k.startswith("model.22.cv3.") and k.endswith(".2.weight")]
     assert heads and all(weights[k].shape[0] == 1 for k in heads)  # class-agnostic: one output class

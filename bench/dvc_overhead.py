@@ -1,0 +1,74 @@
+"""What DVC and process start-up cost around the stages' own work.
+
+    python bench/dvc_overhead.py [--repo .] [--runs 3]      # no-op `dvc repro` and `dvc status`
+    python bench/dvc_overhead.py --repo CLONE --repro        # a whole `dvc repro`: wall vs stage bodies
+
+The no-op figures are medians over ``--runs`` with every output in place. ``--repro`` runs
+``dvc repro`` in ``--repo`` (its own ``.venv`` first on PATH, as ``make repro`` puts it) and splits
+its wall time into the stage bodies — each stage's ``main`` as ``synthaug.cli.run`` times it into
+``.dvc/tmp/synthaug-timings.jsonl`` — and the rest: DVC's own work (hashing, cache, dvc.lock) and
+each stage process's start-up and imports. Point ``--repo`` at a fresh clone of any revision to
+compare revisions one after the other on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def dvc(repo: Path, *args: str, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=env, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def timings(repo: Path) -> list[dict]:
+    path = repo / ".dvc" / "tmp" / "synthaug-timings.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repo", type=Path, default=Path("."))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--repro", action="store_true", help="run a whole dvc repro and split its time")
+    args = ap.parse_args()
+    repo = args.repo.resolve()
+    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    if (repo / ".venv" / "bin").is_dir():
+        env["PATH"] = f"{repo / '.venv' / 'bin'}:{env['PATH']}"
+    listed = subprocess.run(
+        [sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    n_stages = len(listed.stdout.split())
+    lock = (repo / "dvc.lock").stat().st_size / 1e3 if (repo / "dvc.lock").is_file() else 0
+    print(f"{repo}: {n_stages} stages, dvc.lock {lock:.0f} kB")
+    if args.repro:
+        before = len(timings(repo))
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env, check=True)
+        wall = time.perf_counter() - t0
+        rows = timings(repo)[before:]
+        bodies = sum(r["seconds"] for r in rows)
+        print(
+            f"dvc repro: {len(rows)} stages ran in {wall:.0f} s; stage bodies {bodies:.0f} s; "
+            f"DVC + start-up {wall - bodies:.0f} s = {(wall - bodies) / wall:.1%} of the run, "
+            f"{(wall - bodies) / max(1, len(rows)):.1f} s a stage"
+        )
+        return
+    status = [dvc(repo, "status", env=env) for _ in range(args.runs)]
+    noop = [dvc(repo, "repro", env=env) for _ in range(args.runs)]
+    for name, times in (("no-op dvc repro", noop), ("dvc status", status)):
+        spread = f"median of {args.runs}; {min(times):.2f}–{max(times):.2f}"
+        print(f"{name + ':':<17}{statistics.median(times):.2f} s ({spread})")
+
+
+if __name__ == "__main__":
+    main()
