@@ -23,7 +23,7 @@ from synthaug.offline import harden  # noqa: E402
 harden()
 from synthaug.diffusion import Sampling  # noqa: E402
 from synthaug.images import save_png  # noqa: E402
-from synthaug.parameters import sd_parameters  # noqa: E402
+from synthaug.infotext import sd_parameters  # noqa: E402
 
 
 def main() -> None:
@@ -35,12 +35,12 @@ def main() -> None:
                 scheduler="ddim", options='{"eta": 0.0}', steps=25, guidance=2.0, seed=1, random_seed=False,
                 batch=1, upload=None, real_image=None, strength=0.5)  # fmt: skip
     t0 = time.perf_counter()
-    from synthaug.app import App
+    from synthaug.app.handlers import App
 
     app = App(ROOT, out=out)
     app.sample(form)
     first = time.perf_counter() - t0
-    backend = app.studio.backend("builtin")
+    backend = app.engine.backend("builtin")
     record = {"class": 7, "prompt": "seven", "negative_prompt": "blurry", "seed": 1}
     handler, direct = [], []
     for i in range(args.repeats):
@@ -50,7 +50,7 @@ def main() -> None:
         t0 = time.perf_counter()
         sampling = Sampling.of("ddim", backend.scheduler_config, {"eta": 0.0}, 25, 2.0)
         image = backend.txt2img([record | {"seed": 100 + i}], sampling)[0]
-        text = sd_parameters(record, "DDIM", 25, 2.0, image.shape[1::-1], app.studio.builtin_label)
+        text = sd_parameters(record, "DDIM", 25, 2.0, image.shape[1::-1], app.engine.builtin_label)
         save_png(image, out / f"direct-{i}.png", {"parameters": text})
         direct.append(time.perf_counter() - t0)
     t0 = time.perf_counter()

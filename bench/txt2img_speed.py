@@ -25,10 +25,10 @@ harden()
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DModel  # noqa: E402
 
 from stages import txt2img  # noqa: E402
-from stages.prompts import make_records  # noqa: E402
 from synthaug.diffusion import Sampling, load_backend  # noqa: E402
 from synthaug.images import save_png  # noqa: E402
 from synthaug.params import load_params  # noqa: E402
+from synthaug.prompting import make_records  # noqa: E402
 
 
 def stage(params_path: Path, prompts: Path, model: Path, scheduler: str, out: Path) -> float:

@@ -15,30 +15,10 @@ from collections.abc import Sequence
 from synthaug.cli import parse_args, run
 from synthaug.files import write_jsonl
 from synthaug.layout import read_classes
-from synthaug.params import PromptsParams, load_params
-from synthaug.resume import stable_seed
+from synthaug.params import load_params
+from synthaug.prompting import make_records
 
 log = logging.getLogger("prompts")
-
-
-def make_records(classes: Sequence[str], p: PromptsParams, base_seed: int) -> list[dict]:
-    records = []
-    for k, name in enumerate(classes):
-        for i in range(p.per_class):
-            template = p.templates[i % len(p.templates)]
-            style = p.styles[(i // len(p.templates)) % len(p.styles)]
-            prompt = template.format(name=name) + (f", {style}" if style else "")
-            records.append(
-                {
-                    "id": f"{name}-{i:04d}",
-                    "class": k,
-                    "name": name,
-                    "prompt": prompt,
-                    "negative_prompt": p.negative_prompt,
-                    "seed": stable_seed(base_seed, name, i),
-                }
-            )
-    return records
 
 
 def main(argv: Sequence[str] | None = None) -> None:

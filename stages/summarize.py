@@ -24,8 +24,7 @@ from collections.abc import Sequence
 
 from synthaug.cli import parse_args, run
 from synthaug.files import read_json, write_csv, write_json
-from synthaug.metrics import BASELINE
-from synthaug.params import load_params
+from synthaug.params import BASELINE, load_params
 from synthaug.stats import ALPHA, adjust, compare
 
 log = logging.getLogger("summarize")

@@ -23,9 +23,9 @@ from synthaug.cli import parse_args, run
 from synthaug.diffusion import Sampling, backend_for, make_scheduler
 from synthaug.files import read_jsonl
 from synthaug.images import save_png
+from synthaug.infotext import sd_parameters
 from synthaug.launch import process_group
 from synthaug.layout import Source
-from synthaug.parameters import sd_parameters
 from synthaug.params import ParamsError, load_params
 from synthaug.resume import (
     BatchJournal,

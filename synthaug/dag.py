@@ -5,11 +5,40 @@ output (the tests, the benchmarks) asks it here instead of writing the path agai
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_closure(path: Path, root: Path = ROOT) -> set[Path]:
+    """The file and every synthaug module (under ``root``) it imports, transitively — imports inside
+    functions too."""
+    seen: set[Path] = set()
+    todo = [path]
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        text = f.read_text()
+        modules = re.findall(r"^\s*(?:from|import) (synthaug(?:\.\w+)+)", text, re.M)
+        modules += [f"synthaug.{m}" for m in re.findall(r"^\s*from synthaug import (\w+)", text, re.M)]
+        for m in modules:  # a module file, or a package's __init__ (synthaug.app)
+            module = root / (m.replace(".", "/") + ".py")
+            todo.append(module if module.is_file() else module.with_suffix("") / "__init__.py")
+    return seen
+
+
+def code_deps(stage: str, root: Path = ROOT) -> set[str]:
+    """The code deps dvc.yaml lists for ``stages.<stage>``: its file, the ``stages`` package (it makes
+    the process offline first) and every synthaug module either imports — nothing else, so a library
+    edit stales only the stages that import what changed."""
+    files = module_closure(root / "stages" / f"{stage}.py", root)
+    files |= module_closure(root / "stages" / "__init__.py", root)
+    return {f.relative_to(root).as_posix() for f in files}
 
 
 class Dag:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BASELINE = "baseline"  # the variant every gain is measured against (real data only; params.py requires it)
-
 
 @dataclass(frozen=True)
 class Metric:

@@ -25,7 +25,7 @@ from synthaug.files import write_bytes
 from synthaug.images import letterbox, read_yolo_boxes, save_png
 from synthaug.layout import Real, Source, label_of, variant_name
 from synthaug.params import Params
-from synthaug.resume import stable_seed
+from synthaug.seeds import stable_seed
 
 Sample = Callable[[list[np.ndarray], list[dict]], np.ndarray]  # (model-size images, prompt records) -> images
 # A pixel belongs to the old digit (and is erased to the background) above this share of the mask's

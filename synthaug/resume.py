@@ -34,12 +34,6 @@ log = logging.getLogger("resume")
 JOURNAL = ".resume"
 
 
-def stable_seed(*parts: object) -> int:
-    """A 32-bit seed that depends only on ``parts`` (never on order of processing)."""
-    text = ":".join(map(str, parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-
-
 def digest_files(paths: Iterable[Path]) -> str:
     h = hashlib.sha256()
     for path in paths:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from synthaug.metrics import BASELINE, METRICS
-from synthaug.params import Params
+from synthaug.metrics import METRICS
+from synthaug.params import BASELINE, Params
 
 ALPHA = 0.05  # family-wise error rate of the Holm-adjusted decisions
 

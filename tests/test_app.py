@@ -1,4 +1,4 @@
-"""The app (synthaug/app.py, studio.py, ui.py): its handlers called directly with tiny models, a real
+"""The app (synthaug/app/: handlers, engine, experiments, tabs): its handlers called directly with tiny models, a real
 experiment queued on a one-stage DVC repo, and the page driven in Debian's headless Chromium."""
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from synthaug.app import App, Experiments
+from synthaug.app.engine import Cancelled, Request
+from synthaug.app.experiments import Experiments, exp_run_argv, hydra_value, request_overrides
+from synthaug.app.handlers import App
 from synthaug.errors import UserError
 from synthaug.params import ParamsError
-from synthaug.studio import Cancelled, Request, exp_run_argv, hydra_value, request_overrides
 from tests.conftest import CLASSES, ROOT, Dag, write_params
 from tests.tiny_models import tiny_builtin, tiny_stable_diffusion
 
@@ -76,9 +77,9 @@ def test_txt2img_is_seeded_and_every_png_carries_its_parameters(app: App):
     assert Path(again[0][0]).read_bytes() == Path(gallery[0][0]).read_bytes()
     other, _, _ = app.sample(form(seed=99))
     assert not np.array_equal(np.asarray(Image.open(other[0][0])), np.asarray(first))
-    loads = app.studio.loads
+    loads = app.engine.loads
     app.sample(form(scheduler="dpmpp", options="{}"))  # another scheduler: the model is not loaded again
-    assert app.studio.loads == loads == 1
+    assert app.engine.loads == loads == 1
 
 
 def test_every_step_reports_progress_and_cancel_stops_after_the_current_one(app: App):
@@ -88,10 +89,10 @@ def test_every_step_reports_progress_and_cancel_stops_after_the_current_one(app:
         seen.append(value)
         app.cancel.set()  # the Cancel button, pressed during the first step
 
-    before = sorted(app.studio.out.glob("*"))
+    before = sorted(app.engine.out.glob("*"))
     with pytest.raises(Cancelled, match="cancelled"):
         app.sample(form(steps=10, batch=1), progress)
-    assert seen == [(1, 10)] and sorted(app.studio.out.glob("*")) == before  # stopped, nothing written
+    assert seen == [(1, 10)] and sorted(app.engine.out.glob("*")) == before  # stopped, nothing written
     seen.clear()
     app.sample(form(steps=3, batch=1), lambda value, desc: seen.append(value))  # a new run is not cancelled
     assert seen == [(1, 3), (2, 3), (3, 3)]
@@ -144,7 +145,7 @@ def test_an_xy_grid_has_one_labelled_cell_per_pair_and_the_same_seed(app: App):
     assert seconds["headers"] == ["s / image", "scheduler ddim", "scheduler pndm"]
     assert [row[0] for row in seconds["data"]] == ["steps 2", "steps 4", "steps 6"]
     assert all(len(row) == 3 and all(s > 0 for s in row[1:]) for row in seconds["data"])
-    one = app.studio.generate(
+    one = app.engine.generate(
         Request(
             label="seven",
             prompt="a photo of the digit seven",
@@ -169,7 +170,7 @@ def test_the_copy_as_command_is_the_exact_dvc_exp_run_argv(app: App):
         steps=30,
         guidance=3.0,
     )
-    argv = exp_run_argv(request_overrides(req, app.studio.params), app.experiments.raw_params())
+    argv = exp_run_argv(request_overrides(req, app.engine.params), app.experiments.raw_params())
     assert argv == [
         "dvc", "exp", "run",
         "-S", "generate.model=builtin",
@@ -196,11 +197,11 @@ def test_the_copy_as_command_is_the_exact_dvc_exp_run_argv(app: App):
     ],
 )
 def test_bad_input_is_one_clear_message_and_writes_nothing(app: App, changes: dict, message: str):
-    before = sorted(app.studio.out.glob("*")) if app.studio.out.is_dir() else []
+    before = sorted(app.engine.out.glob("*")) if app.engine.out.is_dir() else []
     with pytest.raises(UserError) as err:
         app.sample(form(**changes))
     assert message in str(err.value) and "\n" not in str(err.value)
-    assert (sorted(app.studio.out.glob("*")) if app.studio.out.is_dir() else []) == before
+    assert (sorted(app.engine.out.glob("*")) if app.engine.out.is_dir() else []) == before
 
 
 def huge_png(path: Path, side: int) -> Path:

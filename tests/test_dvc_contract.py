@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from synthaug.dag import code_deps, module_closure
 from synthaug.layout import Real
 from tests.conftest import ROOT, Dag
 
@@ -20,22 +21,6 @@ def stages():
 
     with Repo(str(ROOT)) as repo:
         return list(repo.index.stages)
-
-
-def module_closure(path: Path) -> set[Path]:
-    """The file and every synthaug module it imports, transitively."""
-    seen: set[Path] = set()
-    todo = [path]
-    while todo:
-        f = todo.pop()
-        if f in seen:
-            continue
-        seen.add(f)
-        text = f.read_text()
-        modules = re.findall(r"^\s*(?:from|import) (synthaug\.\w+)", text, re.M)
-        modules += [f"synthaug.{m}" for m in re.findall(r"^\s*from synthaug import (\w+)", text, re.M)]
-        todo += [ROOT / (m.replace(".", "/") + ".py") for m in modules]
-    return seen
 
 
 def is_ignored(rel: str) -> bool:
@@ -69,8 +54,12 @@ def test_stage_contract(stage):
         assert produced or ((ROOT / dep).exists() and not is_ignored(dep)), (
             f"{stage.addressing}: dep {dep} is neither tracked nor an earlier stage's output"
         )
-    for code in module_closure(source) | module_closure(ROOT / "stages" / "__init__.py"):
-        assert str(code.relative_to(ROOT)) in deps, f"{stage.addressing}: code dep {code.relative_to(ROOT)} missing"
+    listed = {d for d in deps if re.fullmatch(r"(synthaug|stages)/\w+\.py", d)}
+    need = code_deps(match.group(2))
+    assert not need - listed, (
+        f"{stage.addressing}: code deps missing: {sorted(need - listed)} (tools/sync_code_deps.py)"
+    )
+    assert not listed - need, f"{stage.addressing}: code deps it never imports: {sorted(listed - need)} (they stale it)"
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     declared = [k for d in stage.deps if type(d).__name__ == "ParamsDependency" for k in d.params]

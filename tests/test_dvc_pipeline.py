@@ -41,6 +41,31 @@ def edit_params(repo: Path, edit) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def code_changed(repo: Path) -> dict[str, set[str]]:
+    """Stage → the code deps (``*.py``) dvc status finds modified against dvc.lock."""
+    import json
+
+    status = json.loads(sh("dvc", "status", "--json", cwd=repo))
+    return {
+        stage: {dep for dep in entry["changed deps"] if dep.endswith(".py")}
+        for stage, entries in status.items()
+        for entry in entries
+        if isinstance(entry, dict) and any(dep.endswith(".py") for dep in entry.get("changed deps", {}))
+    }
+
+
+def test_a_library_edit_stales_only_the_stages_that_import_it(scratch_repo: Path):
+    """metrics.py is evaluate's, summarize's and the report's: a docstring edit there leaves every
+    other stage up to date (params.py once imported it, and with it every stage)."""
+    assert code_changed(scratch_repo) == {}
+    module = scratch_repo / "synthaug" / "metrics.py"
+    module.write_text('"""An edited docstring."""\n' + module.read_text())
+    stale = set(code_changed(scratch_repo))
+    assert stale == {
+        s for s in sh("dvc", "stage", "list", "--name-only", cwd=scratch_repo).split() if s.startswith("evaluate@")
+    } | {"summarize", "report"}
+
+
 def test_one_scheduler_edit_touches_only_its_branch(scratch_repo: Path):
     assert params_changed(scratch_repo) == set()
     edit_params(scratch_repo, lambda p: p["schedulers"]["ddim"].update(eta=1.0))

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.prompts import make_records
 from synthaug.files import read_jsonl
 from synthaug.layout import Source, label_of
 from synthaug.params import parse_params
-from synthaug.resume import stable_seed
+from synthaug.prompting import make_records
+from synthaug.seeds import stable_seed
 from tests.conftest import ROOT, error_lines, run_module, tree_digest, write_params
 from tests.tiny_models import tiny_builtin, tiny_stable_diffusion
 

@@ -1,4 +1,4 @@
-"""The app's Gradio layout (``synthaug/app.py`` holds the handlers): four tabs wired to :class:`App`.
+"""The app's Gradio layout (:mod:`synthaug.app.handlers` holds the handlers): four tabs wired to :class:`App`.
 
 Every handler turns a :class:`~synthaug.errors.UserError` into ``gr.Error``: the message shows in the
 UI and the app keeps serving.
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from synthaug import registry
+from synthaug.app.engine import AXES
 from synthaug.errors import UserError
 from synthaug.offline import harden
-from synthaug.studio import AXES
 
 # The two classic comparisons: (mode, (X axis, values), (Y axis, values)).
 PRESETS = {
@@ -92,8 +92,8 @@ def sample_tab(app: Any) -> tuple[list, dict]:
     """The Sample tab; returns its form's components (in FORM's order) and the same by name."""
     import gradio as gr
 
-    params = app.studio.params
-    classes = app.studio.backend("builtin").classes if app.studio.builtin.is_dir() else []
+    params = app.engine.params
+    classes = app.engine.backend("builtin").classes if app.engine.builtin.is_dir() else []
     with gr.Row():
         mode = gr.Radio(["txt2img", "img2img"], value="txt2img", label="mode")
         model = gr.Textbox("builtin", label="model", info=MODEL_HELP)

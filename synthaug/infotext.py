@@ -1,4 +1,5 @@
-"""The ``parameters`` PNG text chunk, as the AUTOMATIC1111 web UI writes it and common tools read it:
+"""Infotext — A1111's name for the ``parameters`` PNG text chunk, as the AUTOMATIC1111 web UI
+writes it and common tools read it:
 
     <prompt>
     Negative prompt: <negative prompt>

@@ -1,9 +1,9 @@
-"""The app's engine (``synthaug/app.py`` is its Gradio face), over the pipeline's own code.
+"""The app's engine (:mod:`synthaug.app.handlers` is its Gradio face), over the pipeline's own code.
 
 Models load through :func:`synthaug.diffusion.load_backend`, once each (switching the scheduler
 rebuilds only the scheduler, :meth:`Sampling.of`); params validate through :mod:`synthaug.params`;
 images are written by :func:`synthaug.images.save_png` with the ``parameters`` chunk txt2img writes
-(:mod:`synthaug.parameters`). So an image made here with a prompt record's params and seed is the
+(:mod:`synthaug.infotext`). So an image made here with a prompt record's params and seed is the
 txt2img stage's image, byte for byte. Nothing here writes to the pipeline's outputs: images go to the
 folder the app is given.
 """
@@ -13,10 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
-import json
 import os
-import re
-import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +27,8 @@ from synthaug import registry
 from synthaug.diffusion import Backend, Sampling, load_backend
 from synthaug.errors import DataError, UserError
 from synthaug.images import letterbox, save_png
-from synthaug.parameters import sd_parameters
-from synthaug.params import Params, ParamsError, parse_params
+from synthaug.infotext import sd_parameters
+from synthaug.params import Params
 from synthaug.user_data import open_image
 
 AXES = ("scheduler", "steps", "guidance", "strength", "seed")
@@ -111,7 +108,7 @@ def open_upload(path: Path) -> Image.Image:
     return open_image(path)
 
 
-class Studio:
+class Engine:
     """The app's state: the validated params, the builtin model's folder, and every model loaded so far."""
 
     def __init__(self, params: Params, builtin: Path, out: Path, builtin_label: str):
@@ -262,77 +259,3 @@ def labelled_grid(cells: Sequence[Image.Image], columns: Sequence[str], rows: Se
         tile = cell.convert("RGB").resize((side, side), Image.Resampling.NEAREST)
         sheet.paste(tile, (margin + i * (side + 4), top + j * (side + 4)))
     return sheet
-
-
-def set_param(raw: dict, key: str, value: Any) -> None:
-    """Set a dotted params key in a params mapping (``generate.steps``), creating no new sections."""
-    node = raw
-    *parents, last = key.split(".")
-    for i, part in enumerate(parents):
-        if not isinstance(node, dict) or part not in node:
-            raise ParamsError(f"{'.'.join(parents[: i + 1])}: no such params section")
-        node = node[part]
-    if not isinstance(node, dict):
-        raise ParamsError(f"{'.'.join(parents)}: not a section")
-    node[last] = value
-
-
-def overrides_to_params(base: dict, overrides: dict[str, Any]) -> Params:
-    """params.yaml's mapping with ``overrides`` applied, validated as ``dvc exp run -S`` would be."""
-    raw = json.loads(json.dumps(base))
-    for key, value in overrides.items():
-        set_param(raw, key, value)
-    return parse_params(raw)
-
-
-def hydra_value(value: Any) -> str:
-    """A value as ``dvc exp run -S key=value`` reads it (Hydra's override grammar): a string that is not
-    a plain word is quoted, so a comma in it is not a sweep."""
-    if isinstance(value, str):
-        if re.fullmatch(r"[A-Za-z_][\w./:+-]*", value) and value.lower() not in ("true", "false", "null", "none"):
-            return value
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ",".join(hydra_value(v) for v in value) + "]"
-    return json.dumps(value)
-
-
-def has_key(raw: dict, key: str) -> bool:
-    node: Any = raw
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def exp_run_argv(overrides: dict[str, Any], base: dict, queue: bool = False) -> list[str]:
-    """``dvc exp run [--queue] -S key=value ...`` for params overrides (in the given order); a key
-    params.yaml (``base``) does not have yet is added (Hydra's ``+key=value``)."""
-    argv = ["dvc", "exp", "run", *(["--queue"] if queue else [])]
-    for key, value in overrides.items():
-        argv += ["-S", f"{'' if has_key(base, key) else '+'}{key}={hydra_value(value)}"]
-    return argv
-
-
-def request_overrides(req: Request, params: Params) -> dict[str, Any]:
-    """The params that make ``req``'s images in the pipeline (txt2img, or img2img at its strength)."""
-    out: dict[str, Any] = {
-        "generate.model": req.model,
-        "generate.steps": req.steps,
-        "generate.guidance": req.guidance,
-        "prompts.negative_prompt": req.negative_prompt,
-    }
-    if req.strength is None:
-        schedulers = list(dict.fromkeys([*params.txt2img.schedulers, req.scheduler]))
-        out["txt2img.schedulers"] = schedulers
-        out |= {f"schedulers.{req.scheduler}.{k}": v for k, v in req.options.items()}
-    else:
-        out["img2img.strengths"] = list(dict.fromkeys([*params.img2img.strengths, req.strength]))
-        out["img2img.scheduler"] = req.scheduler
-        out |= {f"img2img.scheduler_options.{k}": v for k, v in req.options.items()}
-    return out
-
-
-def command_line(argv: Sequence[str]) -> str:
-    return shlex.join(argv)

@@ -1,0 +1,220 @@
+"""The Experiments tab's work: params overrides validated as the pipeline validates params, the
+``dvc exp run`` line that makes them (Hydra-quoted ``-S`` overrides), DVC's queue and experiment
+table, and an experiment's curves read at its revision."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from synthaug.app.engine import Request
+from synthaug.dag import Dag
+from synthaug.errors import UserError
+from synthaug.params import Params, ParamsError, parse_params
+
+
+def set_param(raw: dict, key: str, value: Any) -> None:
+    """Set a dotted params key in a params mapping (``generate.steps``), creating no new sections."""
+    node = raw
+    *parents, last = key.split(".")
+    for i, part in enumerate(parents):
+        if not isinstance(node, dict) or part not in node:
+            raise ParamsError(f"{'.'.join(parents[: i + 1])}: no such params section")
+        node = node[part]
+    if not isinstance(node, dict):
+        raise ParamsError(f"{'.'.join(parents)}: not a section")
+    node[last] = value
+
+
+def overrides_to_params(base: dict, overrides: dict[str, Any]) -> Params:
+    """params.yaml's mapping with ``overrides`` applied, validated as ``dvc exp run -S`` would be."""
+    raw = json.loads(json.dumps(base))
+    for key, value in overrides.items():
+        set_param(raw, key, value)
+    return parse_params(raw)
+
+
+def hydra_value(value: Any) -> str:
+    """A value as ``dvc exp run -S key=value`` reads it (Hydra's override grammar): a string that is not
+    a plain word is quoted, so a comma in it is not a sweep."""
+    if isinstance(value, str):
+        if re.fullmatch(r"[A-Za-z_][\w./:+-]*", value) and value.lower() not in ("true", "false", "null", "none"):
+            return value
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def has_key(raw: dict, key: str) -> bool:
+    node: Any = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def exp_run_argv(overrides: dict[str, Any], base: dict, queue: bool = False) -> list[str]:
+    """``dvc exp run [--queue] -S key=value ...`` for params overrides (in the given order); a key
+    params.yaml (``base``) does not have yet is added (Hydra's ``+key=value``)."""
+    argv = ["dvc", "exp", "run", *(["--queue"] if queue else [])]
+    for key, value in overrides.items():
+        argv += ["-S", f"{'' if has_key(base, key) else '+'}{key}={hydra_value(value)}"]
+    return argv
+
+
+def request_overrides(req: Request, params: Params) -> dict[str, Any]:
+    """The params that make ``req``'s images in the pipeline (txt2img, or img2img at its strength)."""
+    out: dict[str, Any] = {
+        "generate.model": req.model,
+        "generate.steps": req.steps,
+        "generate.guidance": req.guidance,
+        "prompts.negative_prompt": req.negative_prompt,
+    }
+    if req.strength is None:
+        schedulers = list(dict.fromkeys([*params.txt2img.schedulers, req.scheduler]))
+        out["txt2img.schedulers"] = schedulers
+        out |= {f"schedulers.{req.scheduler}.{k}": v for k, v in req.options.items()}
+    else:
+        out["img2img.strengths"] = list(dict.fromkeys([*params.img2img.strengths, req.strength]))
+        out["img2img.scheduler"] = req.scheduler
+        out |= {f"img2img.scheduler_options.{k}": v for k, v in req.options.items()}
+    return out
+
+
+def command_line(argv: Sequence[str]) -> str:
+    return shlex.join(argv)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        out |= flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    return out
+
+
+def gains(metrics: dict) -> str:
+    """Each variant's accuracy gain over the baseline (mean ± CI) from an experiment's summary."""
+    for name, m in metrics.items():
+        if name.endswith("summary.json"):
+            rows = m.get("data", {}).get("variants", {})
+            return ", ".join(
+                f"{v}: {r['accuracy']['diff_vs_baseline']['mean']:+.3f} ± {r['accuracy']['diff_vs_baseline']['ci95']}"
+                for v, r in rows.items()
+                if "diff_vs_baseline" in r.get("accuracy", {})
+            )
+    return ""
+
+
+class Experiments:
+    """The Experiments tab: params overrides checked by synthaug.params, queued with ``dvc exp run
+    --queue`` (never run in the workspace), DVC's queue and experiment table — in the DVC repo ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.params_file = self.root / "params.yaml"
+
+    def raw_params(self) -> dict:
+        return yaml.safe_load(self.params_file.read_text())
+
+    def overrides(self, text: str) -> dict[str, Any]:
+        """``key: value`` lines (YAML values) → overrides, validated as the pipeline validates params."""
+        out: dict[str, Any] = {}
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            key, sep, value = line.partition(":") if ":" in line else line.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"line {n}: write key: value (e.g. generate.steps: 30)")
+            try:
+                out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            except yaml.YAMLError:
+                raise UserError(f"line {n}: {value.strip()!r} is not a YAML value") from None
+        overrides_to_params(self.raw_params(), out)  # raises ParamsError naming the key and the fix
+        return out
+
+    def check(self, text: str) -> str:
+        """The Check button: the overrides' verdict as text, shown beside the field."""
+        try:
+            return f"ok: {len(self.overrides(text))} override(s), valid params"
+        except UserError as exc:
+            return f"error: {exc}"
+
+    def dvc(self, *args: str, timeout: int = 600) -> str:
+        """Run a DVC command in the repo; its output, or one error line. Output goes through files, not
+        pipes: ``dvc queue start`` leaves daemon workers holding whatever it was given until they exit."""
+        env = dict(os.environ, DVC_NO_ANALYTICS="1")
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.run(["dvc", *args], cwd=self.root, env=env, stdout=out, stderr=err, timeout=timeout)
+            out.seek(0), err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        if proc.returncode:
+            raise UserError(f"dvc {' '.join(args)}: {' '.join((stderr or stdout).strip().splitlines()[-1:])}")
+        return stdout
+
+    def start(self, workers: int) -> str:
+        return self.dvc("queue", "start", "-j", str(max(1, int(workers or 1))))
+
+    def queue(self, text: str) -> str:
+        argv = exp_run_argv(self.overrides(text), self.raw_params(), queue=True)
+        return self.dvc(*argv[1:]) + "\n" + command_line(argv)
+
+    def table(self) -> list[list[Any]]:
+        """DVC's own experiment table (``dvc exp show --json``): name, params that differ from the
+        workspace, the summary's accuracy gain of each variant, and the experiment's state."""
+        rows = json.loads(self.dvc("exp", "show", "--json") or "[]")
+        base = flatten(rows[0]["data"]["params"].get("params.yaml", {}).get("data", {})) if rows else {}
+        table = []
+        for row in rows:
+            for exp in row.get("experiments") or []:
+                for rev in exp.get("revs", []):
+                    data = rev.get("data", {})
+                    params = flatten(data.get("params", {}).get("params.yaml", {}).get("data", {}))
+                    changed = {k: v for k, v in params.items() if base.get(k) != v}
+                    table.append(
+                        [
+                            rev.get("name") or data.get("rev", "")[:7],
+                            data.get("status", rev.get("status", "")),
+                            json.dumps(changed),
+                            gains(data.get("metrics", {})),
+                        ]
+                    )
+        return table
+
+    def curves(self, name: str) -> tuple[Any, Any]:
+        """An experiment's ResNet training curves and scheduler study, drawn as the report draws them,
+        from the files at that experiment's commit (DVC's API); ``name``: an experiment name or any
+        git revision."""
+        import csv
+        import io
+
+        import dvc.api
+
+        from synthaug.reporting import study_figure, training_curves
+
+        def read(path: Path) -> str:
+            try:
+                return dvc.api.read(path.relative_to(self.root).as_posix(), repo=str(self.root), rev=name.strip())
+            except Exception as exc:  # DVC's own errors: no such revision, no such file there
+                raise UserError(f"experiment {name!r}: cannot read {path.name} ({type(exc).__name__})") from None
+
+        params = yaml.safe_load(read(self.params_file))
+        dag = Dag(self.root)
+        curves = dag.arg("report", "--curves")
+        fig = training_curves(list(params["variants"]), params["train_resnet"]["seeds"], curves, read)
+        fig.axes[0].set_title(f"{name}: ResNet training")
+        study = study_figure(list(csv.DictReader(io.StringIO(read(dag.arg("summarize", "--study-plot"))))))
+        study.suptitle(f"{name}: scheduler study")
+        return fig, study
