@@ -1,4 +1,4 @@
-# Three entry points: `make repro` (the pipeline), `make test` (the suite), `make app` (the local UI;
+# Entry points: `make repro` (the pipeline), `make test` (the suite; `make test-fast`: its fast tier), `make app` (the UI;
 # ARGS="--host 0.0.0.0 --port 8080" for another interface or port). Each builds .venv first.
 VENV   := .venv
 PYTHON ?= python3
@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro test app chromium clean-venv
+.PHONY: repro test test-fast app chromium clean-venv
 
 $(STAMP): requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ test: $(STAMP) chromium
 	ruff format --check .
 	ruff check .
 	python -m pytest -q tests
+
+# No stage runs, no DVC, no browser (tests marked slow are left out; one that starts a stage fails):
+# the minutes-long tier for an edit-test loop. `make test` (CI) runs everything.
+test-fast: $(STAMP)
+	ruff format --check .
+	ruff check .
+	SYNTHAUG_FAST_TESTS=1 python -m pytest -q -m "not slow" tests
 
 # The report is tested in a real headless browser: Debian's chromium, installed when missing.
 chromium:

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synthaug.dag import Dag  # noqa: E402
-from synthaug.offline import harden  # noqa: E402
+from synthaug.dag import Dag
+from synthaug.offline import harden
 
 harden()
 from synthaug.diffusion import Sampling, from_uint8, load_backend  # noqa: E402

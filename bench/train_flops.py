@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synthaug.offline import harden  # noqa: E402
+from synthaug.offline import harden
 
 harden()
 from synthaug.cli import pin_threads  # noqa: E402

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synthaug.dag import Dag  # noqa: E402
-from synthaug.offline import harden  # noqa: E402
+from synthaug.dag import Dag
+from synthaug.offline import harden
 
 harden()
 from synthaug.layout import Dataset  # noqa: E402

@@ -26,8 +26,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synthaug.dag import Dag  # noqa: E402
-from synthaug.offline import harden  # noqa: E402
+from synthaug.dag import Dag
+from synthaug.offline import harden
 
 harden()
 

@@ -20,8 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synthaug.dag import Dag  # noqa: E402
-from synthaug.offline import harden  # noqa: E402
+from synthaug.dag import Dag
+from synthaug.offline import harden
 
 harden()
 import torch  # noqa: E402

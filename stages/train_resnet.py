@@ -17,11 +17,13 @@ the same global batch and steps; the main process alone writes ``--out``.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -49,7 +51,7 @@ def load_dataset(data: Path, variant: str, image_size: int) -> tuple[list[str], 
     return classes, real, synthetic, val
 
 
-def train_seed(args, params: Params, group, data: tuple, seed: int) -> None:
+def train_seed(args: argparse.Namespace, params: Params, group: Any, data: tuple, seed: int) -> None:
     """One seed's run, as a stage of its own would make it: the seed fixes the initial weights and
     every batch, so a run is the same whichever seeds share the process."""
     cfg, ratio = params.train_resnet, params.variants[args.variant].ratio

@@ -21,6 +21,7 @@ offline and silent first; nothing is written to ``runs/`` or the home directory.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import shutil
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ def budget_from_params(params: Params) -> DetectorBudget:
     return DetectorBudget.of(c, c.model, c.device, params.launch.training.threads)
 
 
-def train_seed(args, params: Params, seed: int, n_real: int, n_train: int) -> dict:
+def train_seed(args: argparse.Namespace, params: Params, seed: int, n_real: int, n_train: int) -> dict:
     """One seed's detector: Ultralytics trains in ``--runs``/seed<k>; the weights and the budget
     (no seconds) go to ``--out``/seed<k>, its results.csv to ``--history``. Returns the seconds."""
     init = Run(args.pretrained).weights if params.train_yolo.init == "pretrained" else None

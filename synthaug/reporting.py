@@ -19,15 +19,15 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+from PIL import Image
 
-from synthaug.cli import read_timings  # noqa: E402
+from synthaug.cli import read_timings
 from synthaug.files import read_json, read_jsonl, write_bytes
-from synthaug.images import contact_sheet, read_yolo_boxes  # noqa: E402
+from synthaug.images import contact_sheet, read_yolo_boxes
 from synthaug.layout import Dataset, Real, Source, Study, Timings, history_file, label_of, variant_name
 from synthaug.metrics import METRICS
-from synthaug.params import Params  # noqa: E402
+from synthaug.params import Params
 
 log = logging.getLogger("report")
 METRIC_LABELS = {m.name: m.label for m in METRICS}  # both renderings (HTML and Markdown) follow the spec
@@ -355,7 +355,7 @@ def markdown(summary: dict, study_rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for source, q in summary["quality"].items():
-        get = lambda k, f, q=q: f.format(q[k]) if k in q else "—"  # noqa: E731
+        get = lambda k, f, q=q: f.format(q[k]) if k in q else "—"
         lines.append(
             f"| {source} | {get('conditional_accuracy', '{:.3f}')} | {get('frechet_distance', '{:.2f}')} | "
             f"{get('cas', '{:.3f}')} | {get('seconds_per_image', '{:.4f}')} | {get('box_survival', '{:.3f}')} | "

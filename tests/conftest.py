@@ -1,25 +1,41 @@
-"""Shared fixtures: the repo root, a params dict to edit, and helpers to run stages as DVC does."""
+"""Shared fixtures: params to edit, small real data, tiny synthetic data and judge, scratch DVC repos
+(the helpers they and the tests call are in tests/helpers.py)."""
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from synthaug.dag import Dag  # noqa: F401  (the tests' view of dvc.yaml)
 from synthaug.offline import harden
+from tests.helpers import CLASSES, ROOT, run_module, sh, write_params
 from tests.tiny_models import tiny_builtin
 
-ROOT = Path(__file__).resolve().parents[1]
-CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 harden()  # tests import diffusers/ultralytics: keep them offline and out of $HOME too
+
+# Fixtures that run stages (prepare, txt2img, judge, assemble, pretrain_yolo, a tiny study) or DVC:
+# every test that uses one is slow, marked here so no test file has to remember.
+SLOW_FIXTURES = {
+    "small_real",
+    "synthetic",
+    "tiny_judge",
+    "scratch_repo",
+    "tiny",
+    "ddim_dataset",
+    "pretrained",
+    "embedded",
+}
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -31,57 +47,6 @@ def base_params() -> dict:
 def params(base_params) -> dict:
     """A deep copy of params.yaml's contents, free to edit."""
     return copy.deepcopy(base_params)
-
-
-def write_params(path: Path, params: dict) -> Path:
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
-
-
-def run_module(module: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> args`` as a DVC stage would (separate process, repo on the path)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=env, text=True, capture_output=True, timeout=1800
-    )
-
-
-def run_assemble(
-    out: Path, params: dict, variant: str, real: Path, synthetic: Path, judge: Path = Path("none")
-) -> subprocess.CompletedProcess:
-    """The assemble stage into ``out/<variant>`` (metrics ``out/<variant>.json``, params ``out/params.yaml``)."""
-    return run_module(
-        "stages.assemble",
-        "--params",
-        str(write_params(out / "params.yaml", params)),
-        "--variant",
-        variant,
-        "--real",
-        str(real),
-        "--synthetic",
-        str(synthetic),
-        "--judge",
-        str(judge),
-        "--out",
-        str(out / variant),
-        "--metrics",
-        str(out / f"{variant}.json"),
-    )
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    import hashlib
-
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
-    """The ``error:`` lines a failed stage printed (progress bars aside, there must be one)."""
-    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
 
 
 @pytest.fixture(scope="session")
@@ -171,13 +136,6 @@ def tiny_judge(tmp_path_factory, base_params, small_real) -> Path:
     )
     assert proc.returncode == 0, proc.stderr
     return tmp / "judge"
-
-
-def sh(*cmd: str, cwd: Path) -> str:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
-    proc = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True, timeout=1800)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout
 
 
 @pytest.fixture

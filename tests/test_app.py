@@ -24,7 +24,7 @@ from synthaug.app.experiments import Experiments, exp_run_argv, hydra_value, req
 from synthaug.app.handlers import App
 from synthaug.errors import UserError
 from synthaug.params import ParamsError
-from tests.conftest import CLASSES, ROOT, Dag, write_params
+from tests.helpers import CLASSES, ROOT, Dag, write_params
 from tests.tiny_models import tiny_builtin, tiny_stable_diffusion
 
 
@@ -122,6 +122,7 @@ def test_load_parameters_from_a_png_fills_the_form_back(app: App):
     assert values["model"] == "builtin" and values["mode"] == "txt2img"
 
 
+@pytest.mark.slow
 def test_a_pipeline_record_is_the_txt2img_stage_png_byte_for_byte(app: App):
     dag = app.dag
     classes = dag.arg("prompts", "--classes")
@@ -146,7 +147,8 @@ def test_an_xy_grid_has_one_labelled_cell_per_pair_and_the_same_seed(app: App):
     assert [row[0] for row in seconds["data"]] == ["steps 2", "steps 4", "steps 6"]
     assert all(len(row) == 3 and all(s > 0 for s in row[1:]) for row in seconds["data"])
     one = app.engine.generate(
-        Request(
+        Request.of(
+            app.engine.params,
             label="seven",
             prompt="a photo of the digit seven",
             negative_prompt="blurry",
@@ -161,7 +163,8 @@ def test_an_xy_grid_has_one_labelled_cell_per_pair_and_the_same_seed(app: App):
 
 
 def test_the_copy_as_command_is_the_exact_dvc_exp_run_argv(app: App):
-    req = Request(
+    req = Request.of(
+        app.engine.params,
         label="seven",
         prompt="seven",
         negative_prompt="blurry, low quality",

@@ -13,7 +13,7 @@ import yaml
 
 from synthaug.dag import code_deps, module_closure
 from synthaug.layout import Real
-from tests.conftest import ROOT, Dag
+from tests.helpers import ROOT, Dag
 
 
 def stages():

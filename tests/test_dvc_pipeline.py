@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Dag, sh
+from tests.helpers import Dag, sh
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from synthaug.layout import Dataset, Detection, Real, Run, Source, Study
-from tests.conftest import CLASSES, ROOT, Dag, error_lines, run_assemble, write_params
+from tests.helpers import CLASSES, ROOT, Dag, error_lines, run_assemble, write_params
 
 GIVEN = {"prepare", "pretrain", "judge"}  # made by the session fixtures, copied in
 
@@ -291,6 +291,7 @@ def test_report_renders_in_headless_chromium(tiny: Dag, tmp_path: Path):
     assert pixels.shape == (2400, 1280) and pixels.std() > 10  # something was drawn, not a blank page
 
 
+@pytest.mark.slow
 def test_dvc_plots_show_renders_offline(tmp_path: Path):
     """`dvc plots show` uses the repo's vendored template: vega draws in a browser with no network."""
     data = tmp_path / "history.csv"

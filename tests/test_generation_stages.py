@@ -19,7 +19,7 @@ from synthaug.layout import Source, label_of
 from synthaug.params import parse_params
 from synthaug.prompting import make_records
 from synthaug.seeds import stable_seed
-from tests.conftest import ROOT, error_lines, run_module, tree_digest, write_params
+from tests.helpers import ROOT, error_lines, run_module, tree_digest, write_params
 from tests.tiny_models import tiny_builtin, tiny_stable_diffusion
 
 CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -92,6 +92,7 @@ def test_prompt_records_are_deterministic_and_seeded_per_record(params):
     }
 
 
+@pytest.mark.slow
 def test_txt2img_stage_outputs_and_is_byte_identical(tmp_path: Path, gen_params, builtin_dir):
     prompts_file(tmp_path, gen_params)
     proc = txt2img(tmp_path, gen_params, builtin_dir)
@@ -120,6 +121,7 @@ def test_txt2img_stage_outputs_and_is_byte_identical(tmp_path: Path, gen_params,
     assert again.returncode == 0 and pngs(out) == pngs(tmp_path / "again") and manifest(tmp_path / "again") == rows
 
 
+@pytest.mark.slow
 def test_txt2img_resumes_after_kill_9_byte_identically(tmp_path: Path, gen_params, builtin_dir):
     gen_params["prompts"]["per_class"] = 6
     gen_params["generate"].update(batch_size=2, steps=10)
@@ -160,6 +162,7 @@ def test_txt2img_resumes_after_kill_9_byte_identically(tmp_path: Path, gen_param
     assert manifest(tmp_path / "out") == manifest(tmp_path / "whole")
 
 
+@pytest.mark.slow
 def test_changed_params_do_not_reuse_a_persisted_output(tmp_path: Path, gen_params, builtin_dir):
     prompts_file(tmp_path, gen_params)
     assert txt2img(tmp_path, gen_params, builtin_dir).returncode == 0
@@ -170,6 +173,7 @@ def test_changed_params_do_not_reuse_a_persisted_output(tmp_path: Path, gen_para
     assert before.keys() == after.keys() and all(before[k] != after[k] for k in before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "edit, scheduler, message",
     [
@@ -192,6 +196,7 @@ def test_generation_errors_are_one_clear_line(tmp_path: Path, gen_params, builti
     assert not Source(tmp_path / "out").manifest.exists()
 
 
+@pytest.mark.slow
 def test_txt2img_stage_runs_a_stable_diffusion_folder(tmp_path: Path, gen_params):
     sd = tiny_stable_diffusion(tmp_path / "tiny-sd")
     gen_params["generate"].update(model=str(sd), steps=2, batch_size=8)
@@ -254,6 +259,7 @@ def test_img2img_stage_keeps_labels_and_boxes(tmp_path: Path, gen_params, builti
         assert not np.array_equal(new, np.asarray(Image.open(small_real / row["source"])))
 
 
+@pytest.mark.slow
 def test_stages_write_nothing_to_home(tmp_path: Path, gen_params, builtin_dir):
     home = tmp_path / "home"
     home.mkdir()

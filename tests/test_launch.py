@@ -12,7 +12,7 @@ import pytest
 
 from synthaug.launch import command
 from synthaug.params import LaunchParams, ParamsError, parse_params
-from tests.conftest import CLASSES, error_lines, run_module, tree_digest, write_params
+from tests.helpers import CLASSES, error_lines, run_module, tree_digest, write_params
 from tests.tiny_models import tiny_builtin
 
 
@@ -161,6 +161,7 @@ def test_launcher_command_lines():
     assert "--multi_gpu" not in command(LaunchParams("accelerate", 1, 2), "stages.txt2img", args)
 
 
+@pytest.mark.slow
 def test_launch_params_are_validated(params, tmp_path: Path):
     params["launch"]["sampling"]["processes"] = 4
     with pytest.raises(ParamsError, match=r"launch.sampling.processes: 4 processes need a launcher"):

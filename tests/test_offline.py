@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 GUARD = """
 import socket

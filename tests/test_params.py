@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from synthaug.params import ParamsError, load_params, parse_params
-from tests.conftest import ROOT, run_module, write_params
+from tests.helpers import ROOT, run_module, write_params
 
 
 def test_repo_params_are_valid():
@@ -61,6 +61,7 @@ def test_bad_params_are_rejected_with_the_key(params, edit, message):
     assert message in str(err.value)
 
 
+@pytest.mark.slow
 def test_cli_reports_one_line_and_writes_nothing(params, tmp_path: Path):
     params["prepare"]["shot_per_class"] = params["prepare"].pop("shots_per_class")
     out = tmp_path / "real"

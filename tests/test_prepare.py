@@ -15,7 +15,7 @@ from synthaug import embedded as embedded_data
 from synthaug.compose import paste_digit
 from synthaug.images import letterbox
 from synthaug.layout import Real
-from tests.conftest import error_lines, run_module, tree_digest, write_params
+from tests.helpers import error_lines, run_module, tree_digest, write_params
 
 
 def run_prepare(tmp_path: Path, params: dict, user: Path | None = None) -> tuple[object, Path]:
@@ -187,6 +187,7 @@ def folders_params(params) -> dict:
     return params
 
 
+@pytest.mark.slow
 def test_folders_import_letterboxes_and_remaps(tmp_path: Path, folders_params):
     user = make_user_data(tmp_path / "user")
     proc, out = run_prepare(tmp_path, folders_params, user)
@@ -215,6 +216,7 @@ def test_folders_import_letterboxes_and_remaps(tmp_path: Path, folders_params):
     assert Image.open(out / "det" / "images" / "val" / "00000.png").size == (128, 128)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "damage, message",
     [
@@ -319,6 +321,7 @@ def test_bad_user_data_fails_with_one_line_and_no_output(tmp_path: Path, folders
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "user"]  # no real/, no temp dir
 
 
+@pytest.mark.slow
 def test_dataset_yaml_names_in_another_order_are_matched_by_name(tmp_path: Path, folders_params):
     user = make_user_data(tmp_path / "user")
     spec = yaml.safe_load((user / "det/data.yaml").read_text())
@@ -333,6 +336,7 @@ def test_dataset_yaml_names_in_another_order_are_matched_by_name(tmp_path: Path,
     assert yaml.safe_load((out / "det/data.yaml").read_text())["names"] == {0: "cat", 1: "dog"}
 
 
+@pytest.mark.slow
 def test_exif_orientation_16_bit_grey_and_repeats_within_a_split(tmp_path: Path, folders_params):
     user = make_user_data(tmp_path / "user")
     # a phone photo: stored 200x100 landscape, EXIF orientation 6 (shown rotated 90°, 100x200 portrait);

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from synthaug.files import read_jsonl
 from synthaug.layout import Dataset, Real, Source
 from synthaug.params import ParamsError, parse_params
-from tests.conftest import CLASSES, ROOT, error_lines, run_assemble, run_module, write_params
+from tests.helpers import CLASSES, ROOT, error_lines, run_assemble, run_module, write_params
 
 
 def real_pool(out: Path, params: dict, real: Path) -> subprocess.CompletedProcess:
@@ -200,7 +200,7 @@ def test_train_yolo_trains_offline_into_its_folder(tmp_path: Path, params, ddim_
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "YOLO_", "MPL", "XDG_"))}
     env.update(HOME=str(home), PYTHONPATH=str(ROOT))
@@ -340,7 +340,7 @@ def test_yolo_budget_rules_in_params(params):
 def test_the_committed_detectors_all_took_the_same_optimiser_steps(base_params):
     """The pipeline's own runs (evaluate copies each budget.json's count into its git-tracked
     metrics): one step count for every variant and seed, and the summary agrees."""
-    from tests.conftest import ROOT, Dag
+    from tests.helpers import ROOT, Dag
 
     dag, y = Dag(ROOT), base_params["train_yolo"]
     assert len(y["seeds"]) >= 3 and "baseline" in y["variants"]

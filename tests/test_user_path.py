@@ -14,7 +14,7 @@ import yaml
 from PIL import Image, ImageDraw
 
 from synthaug.layout import Dataset, Real, Source
-from tests.conftest import Dag, sh
+from tests.helpers import Dag, sh
 from tests.tiny_models import tiny_stable_diffusion
 
 SHAPES = ("circle", "square", "triangle")  # the class folders; sorted, so class ids 0, 1, 2

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from synthaug import registry
-from synthaug.diffusion import Backend, Sampling, load_backend
+from synthaug.diffusion import Backend, Sampling, backend_for
 from synthaug.errors import DataError, UserError
 from synthaug.images import letterbox, save_png
 from synthaug.infotext import sd_parameters
@@ -45,17 +45,29 @@ class Request:
     batch has seed ``seed + i``). The builtin model draws a class, ``label`` (default: the prompt, when
     it is a class name); the prompt is then only written into the parameters chunk, as txt2img does."""
 
-    model: str = "builtin"
+    model: str
+    scheduler: str
+    steps: int
+    guidance: float
     label: str = ""
     prompt: str = ""
     negative_prompt: str = ""
-    scheduler: str = "ddim"
     options: dict[str, Any] = field(default_factory=dict)
-    steps: int = 25
-    guidance: float = 2.0
     seed: int = 0
     batch: int = 1
     strength: float | None = None  # img2img only
+
+    @classmethod
+    def of(cls, params: Params, **fields: Any) -> Request:
+        """A request with the pipeline's own defaults for what ``fields`` leaves out: ``generate``'s
+        model, steps and guidance, txt2img's first scheduler with its ``schedulers.<name>`` options."""
+        g = params.generate
+        scheduler = fields.get("scheduler", params.txt2img.schedulers[0])
+        options = dict(params.schedulers.get(scheduler, {}))
+        return cls(
+            **{"model": g.model, "scheduler": scheduler, "options": options, "steps": g.steps, "guidance": g.guidance}
+            | fields
+        )
 
     def check(self) -> None:
         """One message per bad value, naming the field and the fix."""
@@ -124,11 +136,10 @@ class Engine:
         self.loads = 0  # how many times a model was loaded (the tests check the cache)
 
     def backend(self, model: str) -> Backend:
+        """``model`` loaded as the stages load theirs (:func:`backend_for`: every ``generate`` key —
+        dtype, size, compile, attention slicing, safety checker — honoured), once."""
         if model not in self._backends:
-            g = self.params.generate
-            self._backends[model] = load_backend(
-                model, self.builtin, offline=g.offline, device=g.device, dtype=g.dtype, size=g.size
-            )
+            self._backends[model] = backend_for(dataclasses.replace(self.params.generate, model=model), self.builtin)
             self.loads += 1
         return self._backends[model]
 

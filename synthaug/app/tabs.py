@@ -102,7 +102,7 @@ def sample_tab(app: Any) -> tuple[list, dict]:
         prompt = gr.Textbox(classes[0] if classes else "", label="prompt", elem_id="prompt")
         negative = gr.Textbox(params.prompts.negative_prompt, label="negative prompt")
     with gr.Row():
-        scheduler = gr.Dropdown(list(registry.SCHEDULERS), value="ddim", label="scheduler")
+        scheduler = gr.Dropdown(list(registry.SCHEDULERS), value=params.txt2img.schedulers[0], label="scheduler")
         options = gr.Textbox(json.dumps(params.schedulers.get("ddim", {})), label="scheduler options (JSON)")
         steps = gr.Slider(1, 150, value=params.generate.steps, step=1, label="steps")
         guidance = gr.Slider(0, 20, value=params.generate.guidance, step=0.5, label="guidance")
