@@ -90,7 +90,8 @@ def synthetic_canvases(
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(__doc__, argv, "real", "synthetic", "judge", "out", "metrics", variant=str)
     params = load_params(args.params)
-    pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
+    if params.filter.min_confidence > 0:  # the judge runs: its scores must not depend on the machine's cores
+        pin_threads(params.launch.training.threads)
     if args.variant not in params.variants:
         raise DataError(f"--variant {args.variant}: no variants.{args.variant} in {args.params}")
     variant, real = params.variants[args.variant], Real(args.real)

@@ -6,19 +6,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from scipy import linalg
 
 from synthaug.compose import box_iou
 from synthaug.errors import DataError
 from synthaug.images import load_array
-from synthaug.resnet import load_trained, predict
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, scipy and the ResNet code are imported where they are used: assemble imports this module for
+# its filter, which with the default filter.min_confidence of 0 runs no network (2.5 s of start-up saved)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (FID's formula)."""
+    from scipy import linalg
+
     if len(a) < 2 or len(b) < 2:
         raise DataError(f"Fréchet distance needs >= 2 images per set, got {len(a)} and {len(b)}")
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -34,6 +40,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def conditional_accuracy(probs: torch.Tensor, labels: Sequence[int]) -> float:
     """Share of images the judge assigns to their intended class."""
+    import torch
+
     return float((probs.argmax(1) == torch.as_tensor(labels)).float().mean()) if len(labels) else 0.0
 
 
@@ -55,6 +63,8 @@ def judge_scores(
     judge: torch.nn.Module, images: torch.Tensor, labels: Sequence[int], real_features: torch.Tensor
 ) -> dict:
     """Conditional accuracy and Fréchet distance (to ``real_features``) of labelled images."""
+    from synthaug.resnet import predict
+
     probs, feats = predict(judge, images)
     return {
         "images": len(labels),
@@ -71,6 +81,10 @@ def judge_filter(
     (``fit`` = size, channels); returns them and the per-class counts kept and dropped."""
     keep = [True] * len(synthetic)
     if min_confidence > 0 and synthetic:
+        import torch
+
+        from synthaug.resnet import load_trained, predict
+
         net, config = load_trained(judge_dir)
         if config["classes"] != classes:
             raise DataError(
