@@ -32,6 +32,14 @@ from synthaug.detector import train_detector, ultralytics_offline  # noqa: E402
 from synthaug.params import load_params  # noqa: E402
 
 
+def tensors(out: object) -> list[torch.Tensor]:
+    """Every tensor in a model's output (a tensor, or lists and dicts of them, by Ultralytics' version)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    values = out.values() if isinstance(out, dict) else out if isinstance(out, list | tuple) else []
+    return [t for v in values for t in tensors(v)]
+
+
 def step_flops(model_yaml: str, nc: int, batch: int, imgsz: int) -> int:
     """Forward + backward FLOPs of one batch through the detector (the loss's are negligible)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -40,7 +48,7 @@ def step_flops(model_yaml: str, nc: int, batch: int, imgsz: int) -> int:
     net = DetectionModel(model_yaml, nc=nc, verbose=False).train()
     with FlopCounterMode(display=False) as counter:
         out = net(torch.rand(batch, 3, imgsz, imgsz))
-        sum(o.sum() for o in out).backward()
+        sum(t.sum() for t in tensors(out)).backward()
     return counter.get_total_flops()
 
 
