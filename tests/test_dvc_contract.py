@@ -112,6 +112,33 @@ def test_only_evaluate_depends_on_the_test_split(stage):
         assert not reach, f"{stage.addressing}: depends on {reach} ({split})"
 
 
+def budgets() -> dict[str, list[tuple[str, type, set[str]]]]:
+    """Stage name → the budget sections its code reads whole (section, schema dataclass, fields that
+    are matrix axes dvc.yaml expands instead)."""
+    from synthaug.params import ResnetBudget, TrainResnetParams, TrainYoloParams, YoloBudgetParams
+
+    return {
+        "train_resnet": [("train_resnet", TrainResnetParams, set())],
+        "judge": [("judge", ResnetBudget, set())],
+        "quality_txt2img": [("train_resnet", ResnetBudget, set())],  # CAS trains with the budget
+        "quality_img2img": [("train_resnet", ResnetBudget, set())],
+        "pretrain_yolo": [("pretrain_yolo", YoloBudgetParams, set())],
+        "train_yolo": [("train_yolo", TrainYoloParams, {"variants"})],
+    }
+
+
+@pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
+def test_every_budget_key_a_stage_reads_is_declared(stage):
+    """A budget field added to the schema but not to dvc.yaml would change results and rerun nothing."""
+    declared = {k for d in stage.deps if type(d).__name__ == "ParamsDependency" for k in d.params}
+    for section, schema, axes in budgets().get(stage.addressing.split("@")[0], []):
+        for name in set(schema.__dataclass_fields__) - axes:
+            key = f"{section}.{name}"
+            assert section in declared or key in declared, (
+                f"{stage.addressing}: reads {key}, dvc.yaml does not declare it"
+            )
+
+
 def wall_clock_outputs() -> set[str]:
     """Every output that holds measured seconds or run-specific bytes: the ``--timings`` and
     ``--runs`` each stage command names, and train_yolo's ``--history`` (Ultralytics' results.csv
