@@ -3,7 +3,8 @@
 Inputs:  ``--prompts`` (data/prompts.jsonl: the first ``study.per_class`` records of each class,
          same prompts and seeds for every scheduler), the model (as txt2img), ``--judge``
          (models/judge), ``--real-val`` (data/real/cls/val), ``--classes``
-Outputs: ``--out`` (data/study/<scheduler>/<steps>/<class>/<id>.png: the report's galleries);
+Outputs: ``--out`` (data/study/<scheduler>/<steps>/<class>/<id>.png: the report's galleries, each
+         with txt2img's ``parameters`` chunk — the same recipe, synthaug.recipes);
          ``--metrics`` (metrics/study/<scheduler>.json, DVC metrics): per step count, conditional
          accuracy and Fréchet distance to real val images (judge features; never test, since the
          study exists to choose); ``--timings`` (timings/study/<scheduler>.json): seconds per image
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
+from synthaug import recipes
 from synthaug.cli import parse_args, pin_threads, run
 from synthaug.diffusion import Sampling, backend_for
 from synthaug.errors import DataError
@@ -57,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise DataError(f"{args.prompts}: no prompt records; run `dvc repro prompts`")
     pin_threads(params.launch.sampling.threads)  # the same images as txt2img's on any machine
     backend = backend_for(g, args.builtin)
+    model_id = g.model if g.model != "builtin" else str(args.builtin)  # as txt2img's chunk names it
     judge, _ = load_trained(args.judge)
     _, real_features = predict(judge, load_folder(args.real_val, classes)[0])
     result, timings = {}, {}
@@ -69,11 +72,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 batch = records[i : i + g.batch_size]
                 sampling = Sampling.of(args.scheduler, backend.scheduler_config, options, steps, g.guidance)
                 t0 = time.perf_counter()
-                out = backend.txt2img(batch, sampling)
+                made = recipes.txt2img(backend, batch, args.scheduler, sampling, model_id)
                 seconds += time.perf_counter() - t0
-                for record, image in zip(batch, out):
+                for record, (image, text) in zip(batch, made):
                     files.append(Study(tmp).steps(steps) / record["name"] / f"{record['id']}.png")
-                    save_png(image, files[-1])
+                    save_png(image, files[-1], {"parameters": text})
             scores = judge_scores(
                 judge,
                 load_images(files, (params.data.image_size, params.data.channels)),

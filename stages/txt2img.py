@@ -18,12 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from synthaug import registry
+from synthaug import recipes
 from synthaug.cli import parse_args, run
 from synthaug.diffusion import Sampling, backend_for, make_scheduler
 from synthaug.files import read_jsonl
 from synthaug.images import save_png
-from synthaug.infotext import sd_parameters
 from synthaug.launch import process_group
 from synthaug.layout import Source
 from synthaug.params import ParamsError, load_params
@@ -60,15 +59,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         journal = BatchJournal(args.out, fingerprint)
     backend = backend_for(g, args.builtin, group)
     make_scheduler(args.scheduler, backend.scheduler_config, options)  # fail on bad options before work
-    sampler = registry.SCHEDULERS[args.scheduler][1]
 
     def work(batch: Sequence[dict]) -> list[dict]:
         sampling = Sampling.of(args.scheduler, backend.scheduler_config, options, g.steps, g.guidance)
-        images = backend.txt2img(batch, sampling)
         rows = []
-        for record, image in zip(batch, images):
+        for record, (image, text) in zip(batch, recipes.txt2img(backend, batch, args.scheduler, sampling, model_id)):
             rel = f"{record['name']}/{record['id']}.png"
-            text = sd_parameters(record, sampler, g.steps, g.guidance, image.shape[1::-1], model_id)
             save_png(image, out.cls / rel, {"parameters": text})
             rows.append(
                 {

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
-from synthaug import registry
+from synthaug import recipes, registry
 from synthaug.diffusion import Backend, Sampling, backend_for
 from synthaug.errors import DataError, UserError
 from synthaug.images import letterbox, save_png
@@ -179,16 +179,17 @@ class Engine:
         )
         t0 = time.perf_counter()
         if image is None:
-            out = backend.txt2img(records, sampling)
+            made = recipes.txt2img(backend, records, req.scheduler, sampling, self.model_id(req.model))
         else:
             mode = "L" if backend.channels == 1 else "RGB"
             source = np.asarray(letterbox(image, backend.image_size, mode, 0)[0])
             sampling = dataclasses.replace(sampling, strength=req.strength)
             out = backend.img2img(np.stack([source] * len(records)), records, sampling)
+            made = [(pixels, self.img2img_chunk(pixels, record, req)) for record, pixels in zip(records, out)]
         seconds = (time.perf_counter() - t0) / len(records)
         return [
-            self.save(pixels, record, f"{self.session}-{next(self.made):05d}-seed{record['seed']}", req, seconds)
-            for record, pixels in zip(records, out)
+            self.save(pixels, text, f"{self.session}-{next(self.made):05d}-seed{record['seed']}", seconds)
+            for record, (pixels, text) in zip(records, made)
         ]
 
     def pipeline_image(
@@ -207,17 +208,22 @@ class Engine:
         options = self.params.schedulers[scheduler]
         sampling = Sampling.of(scheduler, backend.scheduler_config, options, g.steps, g.guidance, on_step=on_step)
         t0 = time.perf_counter()
-        pixels = backend.txt2img(records[start : start + g.batch_size], sampling)[index - start]
-        req = Request(model=g.model, scheduler=scheduler, steps=g.steps, guidance=g.guidance)
-        name = f"{records[index].get('id', index)}-{scheduler}"
-        return self.save(pixels, records[index], name, req, time.perf_counter() - t0)
+        batch = records[start : start + g.batch_size]
+        pixels, text = recipes.txt2img(backend, batch, scheduler, sampling, self.model_id(g.model))[index - start]
+        return self.save(pixels, text, f"{records[index].get('id', index)}-{scheduler}", time.perf_counter() - t0)
 
-    def save(self, pixels: np.ndarray, record: dict, name: str, req: Request, seconds: float) -> Made:
-        """``out/<name>.png`` with the parameters chunk txt2img writes (img2img's adds the strength)."""
-        model_id = self.builtin_label if req.model == "builtin" else req.model
+    def model_id(self, model: str) -> str:
+        """How a chunk names the model: txt2img writes the builtin's folder as dvc.yaml passes it."""
+        return self.builtin_label if model == "builtin" else model
+
+    def img2img_chunk(self, pixels: np.ndarray, record: dict, req: Request) -> str:
+        """txt2img's chunk with the denoising strength, as A1111 writes an img2img image's."""
         sampler = registry.SCHEDULERS[req.scheduler][1]
         size = pixels.shape[1::-1]
-        text = sd_parameters(record, sampler, req.steps, req.guidance, size, model_id, req.strength)
+        return sd_parameters(record, sampler, req.steps, req.guidance, size, self.model_id(req.model), req.strength)
+
+    def save(self, pixels: np.ndarray, text: str, name: str, seconds: float) -> Made:
+        """``out/<name>.png`` with its parameters chunk."""
         path = self.out / f"{name}.png"
         save_png(pixels, path, {"parameters": text})
         return Made(path, text, seconds)
