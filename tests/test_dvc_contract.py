@@ -139,7 +139,8 @@ def test_every_budget_key_a_stage_reads_is_declared(stage):
             )
 
 
-def wall_clock_outputs() -> set[str]:
+@functools.cache
+def wall_clock_outputs() -> frozenset[str]:
     """Every output that holds measured seconds or run-specific bytes: the ``--timings`` and
     ``--runs`` each stage command names, and train_yolo's ``--history`` (Ultralytics' results.csv
     has a time column)."""
@@ -149,7 +150,7 @@ def wall_clock_outputs() -> set[str]:
         measured |= {args[flag] for flag in ("timings", "runs") if flag in args}
         if s.addressing.startswith("train_yolo@"):
             measured.add(args["history"])
-    return measured
+    return frozenset(measured)
 
 
 @pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
