@@ -2,13 +2,13 @@
 
 Inputs:  ``--real`` (data/real: ``cls/test``, ``det/data.yaml`` test split, ``classes.json``),
          ``--resnet`` (models/resnet/<variant>), ``--yolo`` (models/yolo: the variant's detectors
-         are ``<variant>/seed<k>`` when it is in ``train_yolo.variants``)
+         are ``<variant>/seed<k>`` when it is in ``trials.yolo_variants``)
 Outputs: ``--out`` (metrics/eval/<variant>.json, DVC metrics): per seed, top-1 accuracy, macro-F1
          and per-class accuracy; mAP50, mAP50-95, per-class AP (Ultralytics' own validator) and the
          optimiser steps the detector really took; means over seeds. ``--confusion``
          (plots/confusion/<variant>.csv, a DVC confusion plot): one row per test image and seed,
          actual and predicted class name.
-Params:  train_resnet.seeds, train_yolo.seeds, train_yolo.variants, train_yolo.model, train_yolo.imgsz,
+Params:  trials.*, train_yolo.model, train_yolo.imgsz,
          launch.training.threads
 This is the only stage that reads the test split.
 """
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise DataError(f"{real.cls('test')}: no test images; run `dvc repro prepare`")
     result: dict = {"resnet": {}, "yolo": {}}
     confusion_rows = []
-    for seed in params.train_resnet.seeds:
+    for seed in params.trials.resnet_seeds:
         net, _ = load_trained(Run.of(args.resnet, seed).root)
         pred = predict(net, x)[0].argmax(1).numpy()
         result["resnet"][f"seed{seed}"] = classification_metrics(y.numpy(), pred, classes)
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
     data_yaml = real.det.yaml
     names = yaml.safe_load(data_yaml.read_text())["names"]
-    detector_seeds = params.train_yolo.seeds if args.variant in params.train_yolo.variants else ()
+    detector_seeds = params.trials.yolo_seeds if args.variant in params.trials.yolo_variants else ()
     for seed in detector_seeds:
         run_dir = Run.of(args.yolo, seed, args.variant)
         yolo = load_detector(run_dir.root, params.train_yolo.model, names)

@@ -3,7 +3,7 @@
 Inputs:  ``--eval`` (metrics/eval/<variant>.json), ``--quality`` (metrics/quality/<kind>/<name>.json),
          ``--study`` (metrics/study/<scheduler>.json), ``--survival`` (metrics/survival/<strength>.json)
 Outputs: ``--out`` (metrics/summary.json, DVC metrics): per variant and metric (accuracy, macro_f1,
-         mAP50, mAP50-95; mAP only for the variants in ``train_yolo.variants``), the mean over seeds
+         mAP50, mAP50-95; mAP only for the variants in ``trials.yolo_variants``), the mean over seeds
          with its 95% confidence half-width (Student t); ``diff_vs_baseline`` — the paired difference
          to ``baseline`` (same seed) with its half-width, its two-sided paired t-test ``p_value`` and
          ``p_holm``, Holm's step-down adjustment over every variant compared on that metric, and
@@ -12,7 +12,7 @@ Outputs: ``--out`` (metrics/summary.json, DVC metrics): per variant and metric (
          over the real one's; the detector budgets (optimiser steps per run, and whether they are
          all equal); the quality scores of each synthetic source. ``--study-plot``
          (plots/study.csv): one row per scheduler and step count, drawn by the ``study`` template.
-Params:  variants, train_resnet.seeds, train_yolo.seeds, train_yolo.variants, txt2img.schedulers,
+Params:  variants, trials.*, txt2img.schedulers,
          img2img.strengths, img2img.det
 A half-width or p-value is null when there is only one seed: one run gives no interval.
 """
@@ -38,8 +38,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     variants = compare(params, evals, reference)
     adjust(variants, reference)
     steps = {
-        v: [evals[v]["yolo"][f"seed{s}"]["optimizer_steps"] for s in params.train_yolo.seeds]
-        for v in params.train_yolo.variants
+        v: [evals[v]["yolo"][f"seed{s}"]["optimizer_steps"] for s in params.trials.yolo_seeds]
+        for v in params.trials.yolo_variants
     }
     budget = {"yolo_optimizer_steps": steps, "yolo_equal": len({n for runs in steps.values() for n in runs}) == 1}
     if not budget["yolo_equal"]:

@@ -4,7 +4,7 @@ Inputs:  ``--data`` (data/datasets/<variant>): ``cls/train`` (real), ``cls/synth
 Outputs: ``--out`` (models/resnet/<variant>): ``seed<k>/model.safetensors``, ``seed<k>/config.json``
          (the resolved config); ``--history`` (plots/train_resnet/<variant>, DVC plots):
          ``seed<k>.csv`` (step, train loss, val accuracy)
-Params:  train_resnet.*, variants.<variant>.ratio, data.image_size, launch.training.processes,
+Params:  train_resnet.*, trials.resnet_seeds, variants.<variant>.ratio, data.image_size, launch.training.processes,
          launch.training.threads
 Every seed of a variant trains in this one process (one start-up, one dataset load); each run is
 the one a process of its own would make: the seed alone fixes its initial weights and batches.
@@ -110,12 +110,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             len(data[1][0]),
             len(data[2][0]),
             params.variants[args.variant].ratio,
-            ", ".join(map(str, cfg.seeds)),
+            ", ".join(map(str, params.trials.resnet_seeds)),
             cfg.steps,
             cfg.batch_size,
             group.num_processes,
         )
-    for seed in cfg.seeds:
+    for seed in params.trials.resnet_seeds:
         train_seed(args, params, group, data, seed)
 
 

@@ -9,7 +9,7 @@ Outputs: ``--out`` (models/yolo/<variant>): per seed, ``seed<k>/model.safetensor
          (``args.yaml``, ``weights/{best,last}.pt``), which carry dates and temp paths, so no stage
          reads them; ``--history`` (plots/train_yolo/<variant>, DVC plots): each seed's
          ``results.csv``; ``--timings`` (timings/train_yolo/<variant>.json): seconds per seed
-Params:  train_yolo.* (but variants), launch.training.threads; ``device``: cpu or one GPU index
+Params:  train_yolo.*, trials.yolo_seeds, launch.training.threads; ``device``: cpu or one GPU index
          (Ultralytics' DDP would train where the step count cannot be taken)
 Every seed trains in this one process; each run is the one a process of its own would make.
 Every variant gets the same optimiser steps: ``epochs``, ``close_mosaic`` and ``warmup_epochs``
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     spec = yaml.safe_load(args.data.read_text())
     n_train = len(list((args.data.parent / spec["train"]).glob("*.png")))
     n_real = spec.get("real_train_images", n_train)
-    timings = {f"seed{seed}": train_seed(args, params, seed, n_real, n_train) for seed in params.train_yolo.seeds}
+    timings = {f"seed{seed}": train_seed(args, params, seed, n_real, n_train) for seed in params.trials.yolo_seeds}
     write_json(args.timings, timings)
 
 

@@ -223,7 +223,6 @@ class ResnetBudget:
 
 @dataclass(frozen=True)
 class TrainResnetParams(ResnetBudget):
-    seeds: tuple[int, ...]
     device: str
 
     def validate(self, where: str) -> None:
@@ -231,6 +230,25 @@ class TrainResnetParams(ResnetBudget):
             raise ParamsError(
                 f"{where}.device: {self.device!r} must be cpu or cuda (a launcher picks each process's GPU)"
             )
+
+
+def _check_seeds(seeds: tuple[int, ...], where: str) -> None:
+    if not seeds or len(set(seeds)) != len(seeds) or any(not 0 <= s < 2**32 for s in seeds):
+        raise ParamsError(f"{where}: {list(seeds)} must be distinct seeds in 0..2**32-1, at least one")
+
+
+@dataclass(frozen=True)
+class TrialsParams:
+    """The training stages' axes — which runs there are — apart from how each one trains (the
+    train_resnet and train_yolo budgets), so that dvc.yaml declares each budget whole."""
+
+    resnet_seeds: tuple[int, ...]
+    yolo_seeds: tuple[int, ...]
+    yolo_variants: tuple[str, ...]
+
+    def validate(self, where: str) -> None:
+        _check_seeds(self.resnet_seeds, f"{where}.resnet_seeds")
+        _check_seeds(self.yolo_seeds, f"{where}.yolo_seeds")
 
 
 @dataclass(frozen=True)
@@ -283,8 +301,6 @@ class YoloBudgetParams:
 
 @dataclass(frozen=True)
 class TrainYoloParams(YoloBudgetParams):
-    seeds: tuple[int, ...]
-    variants: tuple[str, ...]
     init: Literal["pretrained", "scratch"]
     model: str
     device: str
@@ -342,6 +358,7 @@ class Params:
     assemble: AssembleParams
     judge: ResnetBudget
     filter: FilterParams
+    trials: TrialsParams
     train_resnet: TrainResnetParams
     pretrain_yolo: YoloBudgetParams
     train_yolo: TrainYoloParams
@@ -386,17 +403,18 @@ class Params:
                     + _suggest(name, self.schedulers)
                 )
         self._validate_variants()
-        for i, name in enumerate(self.train_yolo.variants):
+        detectors = self.trials.yolo_variants
+        for i, name in enumerate(detectors):
             if name not in self.variants:
                 raise ParamsError(
-                    f"train_yolo.variants[{i}]: '{name}' is not a variant"
+                    f"trials.yolo_variants[{i}]: '{name}' is not a variant"
                     + _suggest(name, self.variants)
                     + f" (variants: {', '.join(self.variants)})"
                 )
-        if BASELINE not in self.train_yolo.variants:
-            raise ParamsError("train_yolo.variants: must include baseline — detection gains are measured against it")
-        if len(set(self.train_yolo.variants)) != len(self.train_yolo.variants):
-            raise ParamsError(f"train_yolo.variants: {list(self.train_yolo.variants)} lists a variant twice")
+        if BASELINE not in detectors:
+            raise ParamsError("trials.yolo_variants: must include baseline — detection gains are measured against it")
+        if len(set(detectors)) != len(detectors):
+            raise ParamsError(f"trials.yolo_variants: {list(detectors)} lists a variant twice")
         if (
             any(v.source == "real/pool" for v in self.variants.values())
             and self.data.source == "embedded"

@@ -157,7 +157,7 @@ def results_table(summary: dict) -> str:
         "the paired difference to <code>baseline</code> with the same seed, with its paired t-test p-value "
         "adjusted by Holm's method over all variants on that metric. Green/red: significant after "
         "adjustment; underlined: the interval alone excludes 0. — : no detector trained for this variant "
-        "(<code>train_yolo.variants</code>). <code>real_pool</code> adds the same number of <em>real</em> "
+        "(<code>trials.yolo_variants</code>). <code>real_pool</code> adds the same number of <em>real</em> "
         "digits from the pool the builtin generator learned from: a synthetic variant should be read "
         "against it.</p>"
     )
@@ -283,7 +283,7 @@ def training_curves(
 
 
 def curves_section(curves: Path, params: Params) -> str:
-    fig = training_curves(list(params.variants), params.train_resnet.seeds, curves)
+    fig = training_curves(list(params.variants), params.trials.resnet_seeds, curves)
     return f'<figure class="plot"><img alt="training curves" src="{figure_uri(fig)}" width="640"></figure>'
 
 

@@ -54,12 +54,12 @@ def holm(p_values: dict[str, float | None]) -> dict[str, float | None]:
 def compare(params: Params, evals: dict[str, dict], reference: str | None) -> dict[str, dict]:
     """Per variant and metric (synthaug.metrics): mean ± CI over seeds, the paired difference to the
     baseline with its p-value, and to the real reference."""
-    seeds = {"resnet": params.train_resnet.seeds, "yolo": params.train_yolo.seeds}
+    seeds = {"resnet": params.trials.resnet_seeds, "yolo": params.trials.yolo_seeds}
     model_of = {m.name: m.model for m in METRICS}
 
     def per_seed(variant: str, metric: str) -> list[float] | None:
         model = model_of[metric]
-        if model == "yolo" and variant not in params.train_yolo.variants:
+        if model == "yolo" and variant not in params.trials.yolo_variants:
             return None
         return [evals[variant][model][f"seed{s}"][metric] for s in seeds[model]]
 

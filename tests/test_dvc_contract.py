@@ -123,7 +123,7 @@ def budgets() -> dict[str, list[tuple[str, type, set[str]]]]:
         "quality_txt2img": [("train_resnet", ResnetBudget, set())],  # CAS trains with the budget
         "quality_img2img": [("train_resnet", ResnetBudget, set())],
         "pretrain_yolo": [("pretrain_yolo", YoloBudgetParams, set())],
-        "train_yolo": [("train_yolo", TrainYoloParams, {"variants"})],
+        "train_yolo": [("train_yolo", TrainYoloParams, set())],
     }
 
 

@@ -93,7 +93,7 @@ def test_training_params_touch_only_their_trainer(scratch_repo: Path, section: s
     import yaml
 
     params = yaml.safe_load((scratch_repo / "params.yaml").read_text())
-    variants = params[section].get("variants", params["variants"])  # train_yolo names its own
+    variants = params["trials"]["yolo_variants"] if section == "train_yolo" else params["variants"]
     assert len(trainers) == len(variants)  # one stage per variant trains all its seeds
     if section == "train_resnet":
         assert len(changed - trainers) == len(params["txt2img"]["schedulers"]) + len(params["img2img"]["strengths"])

@@ -40,9 +40,10 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Da
     }
     p["prompts"]["per_class"] = 3
     p["real_pool"]["per_class"] = 1
-    p["train_resnet"].update(seeds=[0, 1], steps=4, batch_size=8, eval_every=2, warmup_steps=1)
+    p["trials"].update(resnet_seeds=[0, 1], yolo_seeds=[0], yolo_variants=["baseline", "ddim"])
+    p["train_resnet"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1)
     p["pretrain_yolo"].update(epochs=1, close_mosaic=0, batch=2, imgsz=64)
-    p["train_yolo"].update(seeds=[0], variants=["baseline", "ddim"], epochs=1, close_mosaic=0, imgsz=64, batch=4)
+    p["train_yolo"].update(epochs=1, close_mosaic=0, imgsz=64, batch=4)
     p["generate"].update(steps=2, batch_size=30)
     p["study"].update(steps=[1, 2], per_class=2)
     p["report"]["gallery_per_class"] = 1
@@ -84,7 +85,7 @@ def test_evaluate_reports_every_seed_on_the_test_split(tiny: Dag, small_real: Pa
     y = m["yolo"]["seed0"]
     assert 0 <= y["mAP50-95"] <= y["mAP50"] <= 1 and list(y["per_class_AP50"]) == CLASSES
     assert y["optimizer_steps"] == read(Run.of(tiny.arg("train_yolo@ddim", "--out"), 0).budget)["optimizer_steps"] == 2
-    assert read(tiny.arg("evaluate@real_pool", "--out"))["yolo"] == {}  # not in train_yolo.variants: no detector
+    assert read(tiny.arg("evaluate@real_pool", "--out"))["yolo"] == {}  # not in trials.yolo_variants: no detector
     with open(tiny.arg("evaluate@ddim", "--confusion")) as fh:
         rows = list(csv.DictReader(fh))
     n_test = sum(1 for _ in Real(small_real).cls("test").rglob("*.png"))

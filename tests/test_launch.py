@@ -91,8 +91,8 @@ def test_sampling_over_two_processes_is_byte_identical_to_one(tmp_path: Path, pa
 
 def test_resnet_trains_under_ddp_on_two_cpu_processes(tmp_path: Path, params, small_real):
     params["variants"] = {"baseline": {"source": "none", "ratio": 0.0}}
-    params["train_yolo"]["variants"] = ["baseline"]
-    params["train_resnet"].update(seeds=[0], steps=12, batch_size=8, eval_every=3, warmup_steps=1, lr=0.02, max_shift=0)
+    params["trials"].update(yolo_variants=["baseline"], resnet_seeds=[0])
+    params["train_resnet"].update(steps=12, batch_size=8, eval_every=3, warmup_steps=1, lr=0.02, max_shift=0)
     params["launch"]["training"] = {"launcher": "torchrun", "processes": 2, "threads": 1}
     p = write_params(tmp_path / "params.yaml", params)
     data = tmp_path / "data"

@@ -116,7 +116,7 @@ def test_assemble_errors_leave_nothing(tmp_path: Path, base_params, small_real: 
 
 def train_resnet(tmp_path: Path, params: dict, data: Path, seeds: list[int], out: str, budget: bool = True):
     """The stage, every seed of ``seeds`` in its one process, into ``out/seed<k>`` (histories in ``out-history``)."""
-    params["train_resnet"]["seeds"] = seeds
+    params["trials"]["resnet_seeds"] = seeds
     if budget:
         params["train_resnet"].update(steps=6, batch_size=8, eval_every=3, warmup_steps=2)
     return run_module(
@@ -326,13 +326,14 @@ def test_every_detector_takes_the_same_optimiser_steps(
 
 
 def test_yolo_budget_rules_in_params(params):
-    params["train_yolo"]["variants"] = ["baseline", "ddmi"]
-    with pytest.raises(ParamsError, match=r"train_yolo\.variants\[1\]: 'ddmi' is not a variant; did you mean 'ddim'"):
+    params["trials"]["yolo_variants"] = ["baseline", "ddmi"]
+    with pytest.raises(ParamsError, match=r"trials\.yolo_variants\[1\]: 'ddmi' is not a variant; did you mean 'ddim'"):
         parse_params(params)
-    params["train_yolo"]["variants"] = ["ddim"]
+    params["trials"]["yolo_variants"] = ["ddim"]
     with pytest.raises(ParamsError, match="must include baseline"):
         parse_params(params)
-    params["train_yolo"].update(variants=["baseline"], close_mosaic=200)
+    params["trials"]["yolo_variants"] = ["baseline"]
+    params["train_yolo"]["close_mosaic"] = 200
     with pytest.raises(ParamsError, match=r"train_yolo\.close_mosaic: 200 epochs without mosaic"):
         parse_params(params)
 
@@ -342,12 +343,12 @@ def test_the_committed_detectors_all_took_the_same_optimiser_steps(base_params):
     metrics): one step count for every variant and seed, and the summary agrees."""
     from tests.helpers import ROOT, Dag
 
-    dag, y = Dag(ROOT), base_params["train_yolo"]
-    assert len(y["seeds"]) >= 3 and "baseline" in y["variants"]
+    dag, y = Dag(ROOT), base_params["trials"]
+    assert len(y["yolo_seeds"]) >= 3 and "baseline" in y["yolo_variants"]
     steps = {
         (v, s): json.loads(dag.arg(f"evaluate@{v}", "--out").read_text())["yolo"][f"seed{s}"]["optimizer_steps"]
-        for v in y["variants"]
-        for s in y["seeds"]
+        for v in y["yolo_variants"]
+        for s in y["yolo_seeds"]
     }
     assert len(set(steps.values())) == 1, steps
     summary = json.loads(dag.arg("summarize", "--out").read_text())

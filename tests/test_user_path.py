@@ -89,9 +89,10 @@ def small_budgets(p: dict, model: Path) -> None:
     p["real_pool"]["per_class"] = 2
     p["judge"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1)
     p["filter"]["min_confidence"] = 0.01  # the judge sees the converted 32 px images
-    p["train_resnet"].update(seeds=[0, 1], steps=4, batch_size=8, eval_every=2, warmup_steps=1)
+    p["trials"].update(resnet_seeds=[0, 1], yolo_seeds=[0], yolo_variants=["baseline", "ddim"])
+    p["train_resnet"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1)
     p["pretrain_yolo"].update(epochs=1, close_mosaic=0, batch=2, imgsz=64)
-    p["train_yolo"].update(seeds=[0], variants=["baseline", "ddim"], epochs=1, close_mosaic=0, imgsz=64, batch=4)
+    p["train_yolo"].update(epochs=1, close_mosaic=0, imgsz=64, batch=4)
     p["study"].update(steps=[1, 2], per_class=2)
     p["report"]["gallery_per_class"] = 1
 

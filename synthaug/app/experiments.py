@@ -213,7 +213,9 @@ class Experiments:
         params = yaml.safe_load(read(self.params_file))
         dag = Dag(self.root)
         curves = dag.arg("report", "--curves")
-        fig = training_curves(list(params["variants"]), params["train_resnet"]["seeds"], curves, read)
+        # an experiment made before the trials section kept its seeds in the budget
+        seeds = params["trials"]["resnet_seeds"] if "trials" in params else params["train_resnet"]["seeds"]
+        fig = training_curves(list(params["variants"]), seeds, curves, read)
         fig.axes[0].set_title(f"{name}: ResNet training")
         study = study_figure(list(csv.DictReader(io.StringIO(read(dag.arg("summarize", "--study-plot"))))))
         study.suptitle(f"{name}: scheduler study")
