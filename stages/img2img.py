@@ -5,8 +5,11 @@ Inputs:  ``--real`` (data/real): ``cls/train`` images and ``det/{images,labels}/
 Outputs: ``--out`` (data/synthetic/img2img/<strength>): ``cls/<class>/<source>-v<k>.png`` (label kept)
          and ``det/images|labels/<source>-v<k>.*`` (boxes kept) for training; ``det_val/`` — one
          variant of each real *val* canvas, never trained on, for the survival stage's held-out
-         measurement; each part with ``manifest.jsonl`` (source file, strength, seed, class or
-         boxes); ``--timings`` (timings/img2img/<strength>.json): measured seconds per image.
+         measurement; each image with the img2img recipe's chunks (synthaug.recipes; a builtin
+         canvas, whose digits are remade box by box, has none); each part with ``manifest.jsonl``
+         (source file, strength, ``steps`` and ``denoising_steps`` — the int(steps × strength) SDEdit
+         really takes — seed, class or boxes); ``--timings`` (timings/img2img/<strength>.json):
+         measured seconds per image.
          Resumable, and shared out over launched processes, like txt2img.
 Params:  seed, data.image_size, data.channels, data.det_image_size, generate.*, img2img.* (but
          strengths), prompts.templates, prompts.negative_prompt, launch.sampling.threads
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from synthaug import recipes
 from synthaug.cli import parse_args, run
 from synthaug.diffusion import backend_for, make_scheduler
 from synthaug.errors import DataError
@@ -33,7 +37,6 @@ from synthaug.resume import (
     BatchJournal,
     declared_params,
     digest_files,
-    model_digest,
     run_batches,
     write_timing,
 )
@@ -67,10 +70,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not cls_sources:
         raise DataError(f"{real.cls('train')}: no images; run `dvc repro prepare` first")
     det = {s: real.det.canvases(s) if p.det else [] for s in ("train", "val")}
+    model = recipes.ModelCard.of(g.model, args.builtin, g.dtype)
     fingerprint = {
         "params": declared_params(params, PARAMS),
         "strength": strength,
-        "model": model_digest(g.model, args.builtin),
+        "model": model.fingerprint,
         "real": digest_files(
             [real.cls("train"), *(d(s) for s in ("train", "val") for d in (real.det.images, real.det.labels))]
         ),
@@ -80,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         journal = BatchJournal(args.out, fingerprint)
     backend = backend_for(g, args.builtin, group)
     make_scheduler(p.scheduler, backend.scheduler_config, p.scheduler_options)  # fail on bad options before work
-    job = Img2ImgJob(params, classes, backend, strength, real, out)
+    job = Img2ImgJob(params, classes, backend, model, strength, real, out)
     variants = range(p.variants_per_source)
     items = {
         "cls": ([(f, k, v) for f, k in cls_sources for v in variants], job.cls_work),

@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise DataError(f"{args.prompts}: no prompt records; run `dvc repro prompts`")
     pin_threads(params.launch.sampling.threads)  # the same images as txt2img's on any machine
     backend = backend_for(g, args.builtin)
-    model_id = g.model if g.model != "builtin" else str(args.builtin)  # as txt2img's chunk names it
+    model = recipes.ModelCard.of(g.model, args.builtin, g.dtype)  # as txt2img's chunks name it
     judge, _ = load_trained(args.judge)
     _, real_features = predict(judge, load_folder(args.real_val, classes)[0])
     result, timings = {}, {}
@@ -72,11 +72,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 batch = records[i : i + g.batch_size]
                 sampling = Sampling.of(args.scheduler, backend.scheduler_config, options, steps, g.guidance)
                 t0 = time.perf_counter()
-                made = recipes.txt2img(backend, batch, args.scheduler, sampling, model_id)
+                made = recipes.txt2img(backend, batch, args.scheduler, sampling, model)
                 seconds += time.perf_counter() - t0
-                for record, (image, text) in zip(batch, made):
+                for record, (image, chunks) in zip(batch, made):
                     files.append(Study(tmp).steps(steps) / record["name"] / f"{record['id']}.png")
-                    save_png(image, files[-1], {"parameters": text})
+                    save_png(image, files[-1], chunks)
             scores = judge_scores(
                 judge,
                 load_images(files, (params.data.image_size, params.data.channels)),

@@ -3,7 +3,8 @@
 Inputs:  ``--prompts`` (data/prompts.jsonl), the model (``generate.model``: ``builtin`` = ``--builtin``
          folder, a local diffusers folder, or a hub id)
 Outputs: ``--out`` (data/synthetic/txt2img/<scheduler>, a synthetic source's layout): ``cls/<class>/<id>.png``
-         — each with a ``parameters`` text chunk as Stable Diffusion web UIs write it — and ``cls/manifest.jsonl``
+         — each with a ``parameters`` text chunk as Stable Diffusion web UIs write it and a ``synthaug`` one
+         (the exact JSON that remakes it, synthaug.infotext) — and ``cls/manifest.jsonl``
          (file, class, prompt, negative prompt, seed, scheduler, steps, guidance, model);
          ``--timings`` (timings/txt2img/<scheduler>.json): images, measured seconds per image,
          processes — wall-clock, so no stage depends on it. Resumable: finished batches survive an
@@ -30,7 +31,6 @@ from synthaug.resume import (
     BatchJournal,
     declared_params,
     digest_files,
-    model_digest,
     run_batches,
     write_timing,
 )
@@ -47,12 +47,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise ParamsError(f"--scheduler {args.scheduler}: no schedulers.{args.scheduler} section in {args.params}")
     options = params.schedulers[args.scheduler]
     records = read_jsonl(args.prompts)
-    model_id = g.model if g.model != "builtin" else str(args.builtin)
+    model = recipes.ModelCard.of(g.model, args.builtin, g.dtype)
     out = Source(args.out)
     fingerprint = {
         "params": declared_params(params, PARAMS, scheduler=args.scheduler),
         "prompts": digest_files([args.prompts]),
-        "model": model_digest(g.model, args.builtin),
+        "model": model.fingerprint,
     }
     group = process_group(g.device, params.launch.sampling)
     with group.main_process_first():  # only the main process may wipe a stale output
@@ -63,9 +63,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     def work(batch: Sequence[dict]) -> list[dict]:
         sampling = Sampling.of(args.scheduler, backend.scheduler_config, options, g.steps, g.guidance)
         rows = []
-        for record, (image, text) in zip(batch, recipes.txt2img(backend, batch, args.scheduler, sampling, model_id)):
+        for record, (image, chunks) in zip(batch, recipes.txt2img(backend, batch, args.scheduler, sampling, model)):
             rel = f"{record['name']}/{record['id']}.png"
-            save_png(image, out.cls / rel, {"parameters": text})
+            save_png(image, out.cls / rel, chunks)
             rows.append(
                 {
                     "file": rel,
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "scheduler": args.scheduler,
                     "steps": g.steps,
                     "guidance": g.guidance,
-                    "model": model_id,
+                    "model": model.label,
                 }
             )
         return rows

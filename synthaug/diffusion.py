@@ -177,7 +177,7 @@ class BuiltinModel:
             latents = noise * scheduler.init_noise_sigma
         else:
             # Skip the first (1 - strength) of the schedule, exactly as diffusers' img2img pipeline does.
-            t_start = max(steps - min(int(steps * strength), steps), 0)
+            t_start = max(steps - registry.effective_steps(steps, strength), 0)
             timesteps = timesteps[t_start * scheduler.order :]
             if hasattr(scheduler, "set_begin_index"):
                 scheduler.set_begin_index(t_start * scheduler.order)
@@ -220,7 +220,7 @@ class DiffusersBackend:
     def _run(self, pipe: Any, records: Sequence[dict], sampling: Sampling, **kwargs: Any) -> np.ndarray:
         pipe.scheduler = sampling.scheduler
         if sampling.on_step is not None:
-            total = min(int(sampling.steps * sampling.strength), sampling.steps)  # img2img skips the rest
+            total = registry.effective_steps(sampling.steps, sampling.strength)  # img2img skips the rest
 
             def on_step_end(_pipe: Any, i: int, _t: Any, tensors: dict) -> dict:
                 sampling.on_step(i + 1, total)

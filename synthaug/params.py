@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -430,6 +431,13 @@ class Params:
                 f"train_resnet.batch_size: {self.train_resnet.batch_size} is the global batch and does "
                 f"not split over launch.training.processes ({world}); make it a multiple of {world}"
             )
+        for i, s in enumerate(self.img2img.strengths):
+            if registry.effective_steps(self.generate.steps, s) < 1:
+                raise ParamsError(
+                    f"img2img.strengths[{i}]: {s:g} × generate.steps ({self.generate.steps}) leaves no denoising "
+                    f"step (img2img takes int(steps × strength)); raise generate.steps to at least {math.ceil(1 / s)} "
+                    "or the strength"
+                )
         if self.img2img.scheduler not in registry.SCHEDULERS:
             raise ParamsError(
                 f"img2img.scheduler: unknown scheduler '{self.img2img.scheduler}'"

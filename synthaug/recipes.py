@@ -1,26 +1,90 @@
-"""The txt2img recipe, once: prompt records sampled by a backend into images, each with the
-``parameters`` chunk (A1111's infotext) that says how it was made. The txt2img stage, the scheduler
-study and the app all call :func:`txt2img`, so an image of one is an image of the others."""
+"""The sampling recipes, once each: prompt records (and, for img2img, source images) sampled by a
+backend into images, each with the chunks that say how it was made — A1111's ``parameters`` line and
+synthaug's exact JSON (synthaug.infotext). The txt2img stage, the scheduler study and the app call
+:func:`txt2img`; the img2img stage and the app call :func:`img2img`; so an image of one is an image
+of the others."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from synthaug import registry
 from synthaug.diffusion import Backend, Sampling
-from synthaug.infotext import sd_parameters
+from synthaug.infotext import EXACT_KEY, exact_chunk, sd_parameters
+from synthaug.resume import model_digest
+
+Made = tuple[np.ndarray, dict[str, str]]  # an image and its PNG text chunks
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """How an image's chunks name the model that made it."""
+
+    label: str  # the chunk's Model: a single file's base name (as A1111 writes it), else the id as given
+    fingerprint: str  # synthaug.resume.model_digest: the files' digest (a hub id: the id itself)
+    dtype: str
+    hash: str | None = None  # Model hash, for a single-file checkpoint
+
+    @classmethod
+    def of(cls, model: str, builtin: Path, dtype: str, builtin_label: str | None = None) -> ModelCard:
+        """``generate.model`` as the stages resolve it (``builtin``: the folder dvc.yaml passes, which
+        the chunk names as given, or as ``builtin_label``)."""
+        digest = model_digest(model, builtin)
+        if model != "builtin" and Path(model).is_file():  # A1111's Model and Model hash (AutoV2)
+            return cls(Path(model).stem, digest, dtype, digest[:10])
+        label = (builtin_label or str(builtin)) if model == "builtin" else model
+        return cls(label, digest, dtype)
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"id": self.label, "fingerprint": self.fingerprint, "dtype": self.dtype, "hash": self.hash}
+
+
+def chunks(
+    record: dict,
+    batch: Sequence[dict],
+    scheduler: str,
+    sampling: Sampling,
+    model: ModelCard,
+    size: tuple[int, int],
+    strength: float | None = None,
+) -> dict[str, str]:
+    """The two text chunks of one image of ``batch`` (``strength``: img2img's)."""
+    sampler = registry.SCHEDULERS[scheduler][1]
+    options = dict(sampling.scheduler.config) | sampling.step_kwargs
+    line = sd_parameters(
+        record, sampler, sampling.steps, sampling.guidance, size, model.label, strength,
+        options=options, model_hash=model.hash,
+    )  # fmt: skip
+    return {"parameters": line, EXACT_KEY: exact_chunk(record, sampling, model.as_dict(), batch)}
 
 
 def txt2img(
-    backend: Backend, records: Sequence[dict], scheduler: str, sampling: Sampling, model_id: str
-) -> list[tuple[np.ndarray, str]]:
-    """Each record's image and its chunk text (``scheduler``: the registry name ``sampling`` was
-    made from; ``model_id``: how the chunk names the model)."""
-    sampler = registry.SCHEDULERS[scheduler][1]
+    backend: Backend, records: Sequence[dict], scheduler: str, sampling: Sampling, model: ModelCard
+) -> list[Made]:
+    """Each record's image and its chunks (``scheduler``: the registry name ``sampling`` was made from)."""
     images = backend.txt2img(records, sampling)
     return [
-        (image, sd_parameters(record, sampler, sampling.steps, sampling.guidance, image.shape[1::-1], model_id))
-        for record, image in zip(records, images)
+        (image, chunks(r, records, scheduler, sampling, model, image.shape[1::-1])) for r, image in zip(records, images)
+    ]
+
+
+def img2img(
+    backend: Backend,
+    sources: np.ndarray,
+    records: Sequence[dict],
+    scheduler: str,
+    sampling: Sampling,
+    model: ModelCard,
+) -> list[Made]:
+    """Each source image (at the model's size and mode) remade at ``sampling.strength`` from its record,
+    with its chunks; ``Steps`` in them is the schedule's length, and the steps really taken are
+    ``registry.effective_steps(steps, strength)``, which the img2img manifest records."""
+    images = backend.img2img(sources, records, sampling)
+    return [
+        (image, chunks(r, records, scheduler, sampling, model, image.shape[1::-1], sampling.strength))
+        for r, image in zip(records, images)
     ]

@@ -2,7 +2,7 @@
 regeneration of a detection canvas's objects in place, with their boxes kept.
 
 - A text-conditioned model (Stable Diffusion) remakes the whole canvas from a prompt naming its
-  classes (:func:`regenerate_canvases`).
+  classes (the img2img recipe, synthaug.recipes), each canvas with its chunks.
 - The builtin class-conditional model makes digits, not scenes: each box's crop becomes a digit
   mask (distance from the crop's border colour), that mask is remade conditioned on the box's
   class, and the new digit is painted back in the old ink colour over the erased old one
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from synthaug import recipes, registry
 from synthaug.compose import border_distance
 from synthaug.diffusion import Backend, Sampling
 from synthaug.files import write_bytes
@@ -75,14 +76,6 @@ def box_map(box: Sequence[float], size: int) -> np.ndarray:
     return m
 
 
-def regenerate_canvases(
-    canvases: Sequence[np.ndarray], records: list[dict], backend: Backend, sample: Sample, size: int
-) -> list[np.ndarray]:
-    """Whole canvases remade by a text-conditioned model (one prompt record each), at ``size`` px."""
-    out = sample([to_model(Image.fromarray(c), backend) for c in canvases], records)
-    return [np.asarray(from_model(o, size, "RGB")) for o in out]
-
-
 def regenerate_boxes(
     canvases: Sequence[np.ndarray],
     boxes: Sequence[list],
@@ -117,9 +110,21 @@ class Img2ImgJob:
     """One strength's work (stage ``img2img``): variants of real train images (:meth:`cls_work`) and of
     real canvases (:meth:`det_work`), each batch saved and returned as manifest rows."""
 
-    def __init__(self, params: Params, classes: list[str], backend: Backend, strength: float, real: Real, out: Source):
-        self.params, self.classes, self.backend, self.strength = params, classes, backend, strength
+    def __init__(
+        self,
+        params: Params,
+        classes: list[str],
+        backend: Backend,
+        model: recipes.ModelCard,
+        strength: float,
+        real: Real,
+        out: Source,
+    ):
+        self.params, self.classes, self.backend, self.model, self.strength = params, classes, backend, model, strength
         self.real, self.out = real, out
+        # what every manifest row says of the schedule: its length, and the steps SDEdit really takes of it
+        steps = params.generate.steps
+        self.steps = {"steps": steps, "denoising_steps": registry.effective_steps(steps, strength)}
 
     def record(self, names: Sequence[str], seed: int, class_id: int) -> dict:
         p = self.params.prompts
@@ -130,21 +135,30 @@ class Img2ImgJob:
             "seed": seed,
         }
 
-    def sample(self, images: list[np.ndarray], records: list[dict]) -> np.ndarray:
+    def sampling(self) -> Sampling:
         p, g = self.params.img2img, self.params.generate
         config = self.backend.scheduler_config
-        sampling = Sampling.of(p.scheduler, config, p.scheduler_options, g.steps, g.guidance, strength=self.strength)
-        return self.backend.img2img(np.stack(images), records, sampling)
+        return Sampling.of(p.scheduler, config, p.scheduler_options, g.steps, g.guidance, strength=self.strength)
+
+    def sample(self, images: list[np.ndarray], records: list[dict]) -> np.ndarray:
+        """Model-size images remade (the digits of a canvas's boxes: no image of its own to label)."""
+        return self.backend.img2img(np.stack(images), records, self.sampling())
+
+    def made(self, images: list[np.ndarray], records: list[dict]) -> list[recipes.Made]:
+        """Model-size images remade by the img2img recipe, each with its chunks."""
+        return recipes.img2img(
+            self.backend, np.stack(images), records, self.params.img2img.scheduler, self.sampling(), self.model
+        )
 
     def cls_work(self, batch: Sequence[tuple[Path, int, int]]) -> list[dict]:
         """Variants of real train images (source file, class, variant number), labels kept."""
         seed, names, d = self.params.seed, self.classes, self.params.data
         records = [self.record([names[k]], stable_seed(seed, "img2img", f.name, v), k) for f, k, v in batch]
-        out = self.sample([to_model(Image.open(f), self.backend) for f, _, _ in batch], records)
+        out = self.made([to_model(Image.open(f), self.backend) for f, _, _ in batch], records)
         rows = []
-        for (f, k, v), rec, image in zip(batch, records, out):
+        for (f, k, v), rec, (image, chunks) in zip(batch, records, out):
             rel = f"{names[k]}/{variant_name(f, v)}"
-            save_png(from_model(image, d.image_size, "L" if d.channels == 1 else "RGB"), self.out.cls / rel)
+            save_png(from_model(image, d.image_size, "L" if d.channels == 1 else "RGB"), self.out.cls / rel, chunks)
             rows.append(
                 {
                     "file": rel,
@@ -152,6 +166,7 @@ class Img2ImgJob:
                     "class": k,
                     "name": names[k],
                     "strength": self.strength,
+                    **self.steps,
                     "seed": rec["seed"],
                 }
             )
@@ -170,17 +185,21 @@ class Img2ImgJob:
                 self.record(sorted({self.classes[c] for c, _ in bx}) or ["nothing"], self.det_seed(*item), -1)
                 for item, bx in zip(batch, boxes)
             ]
-            results = regenerate_canvases(canvases, records, self.backend, self.sample, self.params.data.det_image_size)
+            made = self.made([to_model(Image.fromarray(c), self.backend) for c in canvases], records)
+            size = self.params.data.det_image_size
+            results = [np.asarray(from_model(image, size, "RGB")) for image, _ in made]
+            texts = [chunks for _, chunks in made]
         else:
 
             def box_record(i: int, j: int, c: int) -> dict:
                 return self.record([self.classes[c]], self.det_seed(*batch[i], j), c)
 
             results = regenerate_boxes(canvases, boxes, box_record, self.backend, self.sample)
+            texts = [None] * len(results)  # one seed per box: the manifest row says them all
         rows = []
-        for (split, f, v), image, bx, label in zip(batch, results, boxes, labels):
+        for (split, f, v), image, bx, label, chunks in zip(batch, results, boxes, labels, texts):
             made = (self.out.det if split == "train" else self.out.det_val).images() / variant_name(f, v)
-            save_png(image, made)
+            save_png(image, made, chunks)
             write_bytes(label_of(made), label.read_bytes())
             # the seeds really used: the canvas's for a text-conditioned model, one per box for the builtin
             seeds = (
@@ -193,6 +212,7 @@ class Img2ImgJob:
                     "file": made.relative_to(made.parent.parent).as_posix(),
                     "source": f.relative_to(self.real.root).as_posix(),
                     "strength": self.strength,
+                    **self.steps,
                     **seeds,
                     "boxes": [[c, *(round(t, 6) for t in b)] for c, b in bx],
                 }

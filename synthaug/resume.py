@@ -59,10 +59,19 @@ def declared_params(params: Any, keys: Sequence[str], **names: str) -> dict[str,
     return out
 
 
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:  # streamed: a checkpoint holds GBs
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def model_digest(model: str, builtin: Path) -> str:
     """What generated images depend on of ``generate.model``: the files of the builtin model or of a
-    local folder (weights replaced in place must not resume onto old batches), else the hub id."""
+    local folder (weights replaced in place must not resume onto old batches), a single-file
+    checkpoint's sha256 (what ``sha256sum`` prints; A1111's Model hash is its first 10 digits), else
+    the hub id."""
     path = Path(builtin) if model == "builtin" else Path(model)
+    if path.is_file():
+        return file_sha256(path)
     return digest_files([path]) if path.is_dir() else model
 
 

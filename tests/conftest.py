@@ -81,7 +81,7 @@ def synthetic(tmp_path_factory, base_params) -> Path:
     tmp = tmp_path_factory.mktemp("syn")
     params = copy.deepcopy(base_params)
     params["prompts"]["per_class"] = 3
-    params["generate"].update(steps=2, batch_size=30)
+    params["generate"].update(steps=3, batch_size=30)  # 3: img2img at 0.4 needs int(steps × 0.4) ≥ 1
     write_params(tmp / "p.yaml", params)
     (tmp / "classes.json").write_text(json.dumps(CLASSES))
     assert (

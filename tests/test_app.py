@@ -24,6 +24,7 @@ from synthaug.app.experiments import Experiments, exp_run_argv, hydra_value, req
 from synthaug.app.handlers import App
 from synthaug.errors import UserError
 from synthaug.params import ParamsError
+from synthaug.version import VERSION
 from tests.helpers import CLASSES, ROOT, Dag, write_params
 from tests.tiny_models import tiny_builtin, tiny_stable_diffusion
 
@@ -71,8 +72,12 @@ def test_txt2img_is_seeded_and_every_png_carries_its_parameters(app: App):
     assert parameters.splitlines() == [
         "a photo of the digit seven",
         "Negative prompt: blurry",
-        "Steps: 4, Sampler: DDIM, CFG scale: 2, Seed: 11, Size: 32x32, Model: models/builtin",
+        "Steps: 4, Sampler: DDIM, Schedule type: Automatic, CFG scale: 2, Seed: 11, Size: 32x32, "
+        f"Model: models/builtin, Eta: 0, Version: synthaug {VERSION}",
     ]
+    exact = json.loads(first.text["synthaug"])  # the exact chunk beside it
+    assert exact["record"]["seed"] == 11 and [r["seed"] for r in exact["batch"]] == [11, 12]
+    assert exact["scheduler"]["step_options"] == {"eta": 0.0} and exact["model"]["id"] == "models/builtin"
     again, _, _ = app.sample(form())
     assert Path(again[0][0]).read_bytes() == Path(gallery[0][0]).read_bytes()
     other, _, _ = app.sample(form(seed=99))
@@ -104,7 +109,10 @@ def test_img2img_takes_an_odd_sized_rgba_upload(app: App, tmp_path: Path):
     gallery, parameters, command = app.sample(form(mode="img2img", upload=str(upload), strength=0.4, batch=1))
     out = Image.open(gallery[0][0])
     assert out.size == (32, 32) and out.mode == "L"  # letterboxed to the model's size and mode
-    assert parameters.endswith("Denoising strength: 0.4")
+    assert "Steps: 4, " in parameters and ", Denoising strength: 0.4, " in parameters
+    assert ", 1 of 4 steps denoised, " in gallery[0][1]  # SDEdit runs int(4 × 0.4) of the schedule
+    with pytest.raises(UserError, match=r"strength: 0.2 × steps \(4\) leaves no denoising step"):
+        app.sample(form(mode="img2img", upload=str(upload), strength=0.2, batch=1))
     assert "img2img.strengths=[0.4,0.8]" in command  # 0.4 is already a strength of params.yaml
 
 
@@ -119,7 +127,24 @@ def test_load_parameters_from_a_png_fills_the_form_back(app: App):
         "guidance": 3.5,
         "seed": 7,
     }
-    assert values["model"] == "builtin" and values["mode"] == "txt2img"
+    assert values["model"] == "builtin" and values["mode"] == "txt2img" and values["not_applied"] == ""
+
+
+def test_load_parameters_reads_a_web_ui_png_and_lists_what_it_cannot_apply(app: App, tmp_path: Path):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(
+        "parameters",
+        "a fox\nNegative prompt: blurry,\nlowres\nSteps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 5, "
+        'Size: 512x512, Model: "sd, 1.5", Clip skip: 2, Hires upscale: 2',
+    )
+    Image.new("RGB", (8, 8)).save(tmp_path / "web.png", pnginfo=info)
+    values = app.load_png(str(tmp_path / "web.png"))
+    assert values["negative_prompt"] == "blurry,\nlowres" and values["scheduler"] == "dpmpp"
+    options = json.loads(values["options"])  # params' dpmpp options, with the chunk's Karras sigmas over them
+    assert options == app.engine.params.schedulers["dpmpp"] | {"use_karras_sigmas": True}
+    assert values["model"] == "sd, 1.5" and values["not_applied"] == "Clip skip: 2, Hires upscale: 2"
 
 
 @pytest.mark.slow
@@ -146,6 +171,8 @@ def test_an_xy_grid_has_one_labelled_cell_per_pair_and_the_same_seed(app: App):
     assert seconds["headers"] == ["s / image", "scheduler ddim", "scheduler pndm"]
     assert [row[0] for row in seconds["data"]] == ["steps 2", "steps 4", "steps 6"]
     assert all(len(row) == 3 and all(s > 0 for s in row[1:]) for row in seconds["data"])
+    chunk = grid.text["parameters"]  # the first cell's chunk with the axes, as A1111's X/Y plot writes it
+    assert 'Script: X/Y plot, X Type: scheduler, X Values: "ddim, pndm", Y Type: steps, Y Values: "2, 4, 6"' in chunk
     one = app.engine.generate(
         Request.of(
             app.engine.params,

@@ -124,7 +124,7 @@ def test_a_byte_identical_rerun_leaves_dvc_status_clean(scratch_repo: Path):
 
     def small(p: dict) -> None:
         p["prompts"]["per_class"] = 2
-        p["generate"].update(steps=2, batch_size=20)
+        p["generate"].update(steps=3, batch_size=20)  # img2img at 0.4 needs int(steps × 0.4) ≥ 1
         p["study"].update(steps=[1], per_class=2)
         for budget in (p["judge"], p["train_resnet"]):  # train_resnet's budget is quality's CAS
             budget.update(steps=2, batch_size=8, eval_every=1, warmup_steps=1)

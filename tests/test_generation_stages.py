@@ -116,7 +116,14 @@ def test_txt2img_stage_outputs_and_is_byte_identical(tmp_path: Path, gen_params,
     assert img.size == (32, 32) and img.mode == "L"
     text = img.text["parameters"].splitlines()
     assert text[0] == rows[5]["prompt"] and text[1].startswith("Negative prompt: ")
-    assert text[2].startswith(f"Steps: 3, Sampler: DDIM, CFG scale: 2, Seed: {rows[5]['seed']}, Size: 32x32")
+    assert text[2].startswith(
+        f"Steps: 3, Sampler: DDIM, Schedule type: Automatic, CFG scale: 2, Seed: {rows[5]['seed']}, Size: 32x32"
+    )
+    exact = json.loads(img.text["synthaug"])  # the exact chunk: what remakes the image
+    assert exact["record"]["seed"] == rows[5]["seed"] and exact["scheduler"]["class"] == "DDIMScheduler"
+    assert exact["scheduler"]["config"]["num_train_timesteps"] == 1000 and exact["model"]["dtype"] == "float32"
+    batch = gen_params["generate"]["batch_size"]
+    assert [r["seed"] for r in exact["batch"]] == [r["seed"] for r in rows[5 - 5 % batch :][:batch]]  # its batch
     again = txt2img(tmp_path, gen_params, builtin_dir, out="again")
     assert again.returncode == 0 and pngs(out) == pngs(tmp_path / "again") and manifest(tmp_path / "again") == rows
 
@@ -199,7 +206,7 @@ def test_generation_errors_are_one_clear_line(tmp_path: Path, gen_params, builti
 @pytest.mark.slow
 def test_txt2img_stage_runs_a_stable_diffusion_folder(tmp_path: Path, gen_params):
     sd = tiny_stable_diffusion(tmp_path / "tiny-sd")
-    gen_params["generate"].update(model=str(sd), steps=2, batch_size=8)
+    gen_params["generate"].update(model=str(sd), steps=3, batch_size=8)
     gen_params["prompts"]["per_class"] = 1
     prompts_file(tmp_path, gen_params)
     proc = txt2img(tmp_path, gen_params, tmp_path / "unused", scheduler="dpmpp")
@@ -239,16 +246,23 @@ def test_img2img_stage_keeps_labels_and_boxes(tmp_path: Path, gen_params, builti
     assert timing["cls"]["seconds_per_image"] > 0
     cls_rows = read_jsonl(out.manifest)
     assert len(cls_rows) == 10 * 2 * 2
+    steps = gen_params["generate"]["steps"]
     for row in cls_rows[:4]:
         src = np.asarray(Image.open(small_real / row["source"]))
-        new = np.asarray(Image.open(out.cls / row["file"]))
+        img = Image.open(out.cls / row["file"])
+        new = np.asarray(img)
         assert row["file"].startswith(row["name"] + "/") and new.shape == src.shape and not np.array_equal(src, new)
+        assert row["steps"] == steps and row["denoising_steps"] == int(steps * 0.5)  # what SDEdit really ran
+        chunk = img.text["parameters"]  # the img2img recipe's chunks, as the app writes them
+        assert f"Steps: {steps}, Sampler: DDIM" in chunk and ", Denoising strength: 0.5, Eta: 0, Version: " in chunk
+        assert json.loads(img.text["synthaug"])["strength"] == 0.5
     det_rows = read_jsonl(out.det.manifest)
     assert len(det_rows) == 3 * 2
     for row in det_rows:
         stem, src_label = Path(row["file"]).stem, label_of(small_real / row["source"])
         assert label_of(out.det.root / row["file"]).read_text() == src_label.read_text()
         assert len(row["boxes"]) == len(src_label.read_text().splitlines()) and row["strength"] == 0.5
+        assert row["denoising_steps"] == int(steps * 0.5)
         v = int(stem.rsplit("-v", 1)[1])  # the builtin regenerates each box with its own seed: those are recorded
         assert "seed" not in row and row["box_seeds"] == [
             stable_seed(gen_params["seed"], "img2img-det", Path(row["source"]).name, v, j)

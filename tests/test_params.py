@@ -46,6 +46,13 @@ def test_repo_params_are_valid():
             "txt2img.schedulers[1]: 'unipcc' has no section under schedulers; did you mean 'unipc'?",
         ),
         (lambda p: p["img2img"].update(scheduler="dpm"), "img2img.scheduler: unknown scheduler 'dpm'"),
+        (
+            lambda p: p["generate"].update(steps=2),  # int(2 × 0.4) = 0: SDEdit would denoise nothing
+            "img2img.strengths[0]: 0.4 × generate.steps (2) leaves no denoising step (img2img takes "
+            "int(steps × strength)); raise generate.steps to at least 3 or the strength",
+        ),
+        (lambda p: p["trials"].update(resnet_seeds=[0, 0]), "trials.resnet_seeds: [0, 0] must be distinct seeds"),
+        (lambda p: p["trials"].update(yolo_seeds=[]), "trials.yolo_seeds: [] must be distinct seeds"),
         (lambda p: p["prompts"].update(templates=["a photo of a digit"]), "must contain '{name}'"),
         (lambda p: p.update(sed=1), "sed: unknown key; did you mean 'seed'?"),
         (

@@ -27,7 +27,7 @@ from synthaug import recipes, registry
 from synthaug.diffusion import Backend, Sampling, backend_for
 from synthaug.errors import DataError, UserError
 from synthaug.images import letterbox, save_png
-from synthaug.infotext import sd_parameters
+from synthaug.infotext import with_settings
 from synthaug.params import Params
 from synthaug.user_data import open_image
 
@@ -86,6 +86,11 @@ class Request:
         for name, value, ok, fix in rules:
             if not ok:
                 raise UserError(f"{name}: {value} is out of range; use a value {fix}")
+        if self.strength is not None and registry.effective_steps(self.steps, self.strength) < 1:
+            raise UserError(
+                f"strength: {self.strength:g} × steps ({self.steps}) leaves no denoising step (img2img takes "
+                "int(steps × strength)); raise the steps or the strength"
+            )
 
     def replace(self, **changes: Any) -> Request:
         return dataclasses.replace(self, **changes)
@@ -131,6 +136,7 @@ class Engine:
         pin_threads(params.launch.sampling.threads)  # the pixels txt2img makes depend on the thread count
         self.params, self.builtin, self.out, self.builtin_label = params, Path(builtin), Path(out), builtin_label
         self._backends: dict[str, Backend] = {}
+        self._cards: dict[str, recipes.ModelCard] = {}
         self.session = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"  # with self.made: unique file names
         self.made = itertools.count()
         self.loads = 0  # how many times a model was loaded (the tests check the cache)
@@ -178,18 +184,18 @@ class Engine:
             req.scheduler, backend.scheduler_config, req.options, req.steps, req.guidance, on_step=on_step
         )
         t0 = time.perf_counter()
+        model = self.model_card(req.model)
         if image is None:
-            made = recipes.txt2img(backend, records, req.scheduler, sampling, self.model_id(req.model))
+            made = recipes.txt2img(backend, records, req.scheduler, sampling, model)
         else:
             mode = "L" if backend.channels == 1 else "RGB"
             source = np.asarray(letterbox(image, backend.image_size, mode, 0)[0])
             sampling = dataclasses.replace(sampling, strength=req.strength)
-            out = backend.img2img(np.stack([source] * len(records)), records, sampling)
-            made = [(pixels, self.img2img_chunk(pixels, record, req)) for record, pixels in zip(records, out)]
+            made = recipes.img2img(backend, np.stack([source] * len(records)), records, req.scheduler, sampling, model)
         seconds = (time.perf_counter() - t0) / len(records)
         return [
-            self.save(pixels, text, f"{self.session}-{next(self.made):05d}-seed{record['seed']}", seconds)
-            for record, (pixels, text) in zip(records, made)
+            self.save(pixels, chunks, f"{self.session}-{next(self.made):05d}-seed{record['seed']}", seconds)
+            for record, (pixels, chunks) in zip(records, made)
         ]
 
     def pipeline_image(
@@ -209,24 +215,23 @@ class Engine:
         sampling = Sampling.of(scheduler, backend.scheduler_config, options, g.steps, g.guidance, on_step=on_step)
         t0 = time.perf_counter()
         batch = records[start : start + g.batch_size]
-        pixels, text = recipes.txt2img(backend, batch, scheduler, sampling, self.model_id(g.model))[index - start]
-        return self.save(pixels, text, f"{records[index].get('id', index)}-{scheduler}", time.perf_counter() - t0)
+        made = recipes.txt2img(backend, batch, scheduler, sampling, self.model_card(g.model))
+        pixels, chunks = made[index - start]
+        return self.save(pixels, chunks, f"{records[index].get('id', index)}-{scheduler}", time.perf_counter() - t0)
 
-    def model_id(self, model: str) -> str:
-        """How a chunk names the model: txt2img writes the builtin's folder as dvc.yaml passes it."""
-        return self.builtin_label if model == "builtin" else model
+    def model_card(self, model: str) -> recipes.ModelCard:
+        """How the chunks name ``model`` (the builtin as txt2img names it, the folder dvc.yaml passes),
+        fingerprinted once: a Stable Diffusion checkpoint holds GBs to hash."""
+        if model not in self._cards:
+            card = recipes.ModelCard.of(model, self.builtin, self.params.generate.dtype, self.builtin_label)
+            self._cards[model] = card
+        return self._cards[model]
 
-    def img2img_chunk(self, pixels: np.ndarray, record: dict, req: Request) -> str:
-        """txt2img's chunk with the denoising strength, as A1111 writes an img2img image's."""
-        sampler = registry.SCHEDULERS[req.scheduler][1]
-        size = pixels.shape[1::-1]
-        return sd_parameters(record, sampler, req.steps, req.guidance, size, self.model_id(req.model), req.strength)
-
-    def save(self, pixels: np.ndarray, text: str, name: str, seconds: float) -> Made:
-        """``out/<name>.png`` with its parameters chunk."""
+    def save(self, pixels: np.ndarray, chunks: dict[str, str], name: str, seconds: float) -> Made:
+        """``out/<name>.png`` with its chunks."""
         path = self.out / f"{name}.png"
-        save_png(pixels, path, {"parameters": text})
-        return Made(path, text, seconds)
+        save_png(pixels, path, chunks)
+        return Made(path, chunks["parameters"], seconds)
 
     def grid(
         self,
@@ -243,7 +248,7 @@ class Engine:
                 raise UserError(f"axis: unknown '{axis}'; choose one of {', '.join(AXES)}")
             if not values:
                 raise UserError(f"axis {axis}: give at least one value")
-        cells, seconds = [], []
+        cells, seconds, first = [], [], ""
         for yv in y[1]:
             row = []
             for xv in x[1]:
@@ -251,12 +256,15 @@ class Engine:
                 if "scheduler" in (x[0], y[0]):
                     cell = cell.replace(options=self.params.schedulers.get(cell.scheduler, {}))
                 made = self.generate(cell, image, on_step)[0]
+                first = first or made.parameters
                 cells.append(Image.open(made.path))
                 row.append(round(made.seconds, 4))
             seconds.append(row)
         sheet = labelled_grid(cells, [f"{x[0]} {v}" for v in x[1]], [f"{y[0]} {v}" for v in y[1]])
         path = self.out / f"{self.session}-{next(self.made):05d}-grid.png"
-        save_png(sheet, path)
+        axes = {"Script": "X/Y plot", "X Type": x[0], "X Values": ", ".join(map(str, x[1]))}
+        axes |= {"Y Type": y[0], "Y Values": ", ".join(map(str, y[1]))}
+        save_png(sheet, path, {"parameters": with_settings(first, axes)})  # the first cell's, with the axes
         return path, seconds
 
 

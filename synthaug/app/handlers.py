@@ -20,6 +20,7 @@ from synthaug.infotext import parse
 from synthaug.layout import Real
 from synthaug.params import load_params
 from synthaug.prompting import make_records
+from synthaug.registry import effective_steps
 
 
 class App:
@@ -77,7 +78,10 @@ class App:
         req.check()  # the form's values first, then the upload
         made = self.engine.generate(req, self.source_image(form), self.stepper(progress, "step"))
         command = command_line(exp_run_argv(request_overrides(req, self.engine.params), self.experiments.raw_params()))
-        gallery = [(str(m.path), f"seed {req.seed + i}, {m.seconds:.2f} s") for i, m in enumerate(made)]
+        denoised = ""
+        if req.strength is not None:  # SDEdit skips the first (1 - strength) of the schedule
+            denoised = f", {effective_steps(req.steps, req.strength)} of {req.steps} steps denoised"
+        gallery = [(str(m.path), f"seed {req.seed + i}{denoised}, {m.seconds:.2f} s") for i, m in enumerate(made)]
         return gallery, made[0].parameters, command
 
     def stepper(self, progress: Any, desc: str) -> Any:
@@ -117,7 +121,8 @@ class App:
         return [(str(made.path), f"{record_id}, {made.seconds:.2f} s")], made.parameters, command
 
     def load_png(self, path: str | None) -> dict[str, Any]:
-        """A PNG's parameters chunk back into form values (what "load parameters" fills in)."""
+        """A PNG's parameters chunk back into form values (what "load parameters" fills in);
+        ``not_applied``: the settings the form has no field for, for the user to read."""
         if not path:
             raise UserError("load parameters: drop a PNG made here or by txt2img")
         img = open_upload(Path(path))
@@ -125,9 +130,11 @@ class App:
         if not text:
             raise UserError(f"{Path(path).name}: no 'parameters' chunk (not made by synthaug or a web UI)")
         values = parse(text)
-        values["options"] = json.dumps(self.engine.params.schedulers.get(values["scheduler"], {}))
+        # params' options for the scheduler, then what the chunk says (its Schedule type, Eta) over them
+        values["options"] = json.dumps(self.engine.params.schedulers.get(values["scheduler"], {}) | values["options"])
         values["model"] = "builtin" if values["model"] == self.engine.builtin_label else values["model"]
         values["mode"] = "img2img" if "strength" in values else "txt2img"
+        values["not_applied"] = ", ".join(f"{k}: {v}" for k, v in values["not_applied"].items())
         return values
 
     # --- Compare ----------------------------------------------------------------------------------

@@ -137,6 +137,8 @@ def sample_tab(app: Any) -> tuple[list, dict]:
     @shown
     def on_png(path: str | None) -> list:
         v = app.load_png(path)
+        if v["not_applied"]:  # never dropped silently: a web UI's Clip skip, Hires upscale, ...
+            gr.Warning(f"not applied (no such setting here): {v['not_applied']}")
         return [v[k] for k in PNG_FIELDS] + [v.get("strength", 0.5)]
 
     generate.click(on_generate, form, [gallery, parameters, command])
