@@ -10,8 +10,10 @@
 A1111's rules, both ways: the last line is the settings line only if it holds at least 3
 ``key: value`` pairs; everything from ``Negative prompt:`` up to it is the negative prompt, newlines
 included; a value holding a comma, a colon or a newline is JSON-quoted. Images made before A1111 1.9
-fold the schedule into the sampler name (``Sampler: DPM++ 2M Karras``). ``Model hash`` is A1111's and
-Civitai's AutoV2: the first 10 hex digits of the checkpoint file's sha256.
+fold the schedule into the sampler name (``Sampler: DPM++ 2M Karras``), and since 1.9 an ``Automatic``
+(or absent) schedule means Karras for DPM++ 2M, so synthaug writes ``Uniform`` for diffusers' default
+spacing there. ``Model hash`` is A1111's and Civitai's AutoV2: the first 10 hex digits of the
+checkpoint file's sha256.
 
 The ``synthaug`` chunk beside it (:func:`exact_chunk`) is JSON: the scheduler's class and full
 config, the model's fingerprint and dtype, the prompt record and its batch — what it takes to make
@@ -34,14 +36,17 @@ EXACT_KEY = "synthaug"  # the PNG text chunk holding exact_chunk's JSON
 # A1111's "Schedule type" → the scheduler options diffusers uses for it (diffusers' docs, "A1111 ↔
 # diffusers"); "Automatic" and "Uniform" are the scheduler's own default spacing.
 SCHEDULE_TYPES: dict[str, dict[str, Any]] = {
-    "Automatic": {},
-    "Uniform": {},
+    "Automatic": {},  # the sampler's own default (but see KARRAS_BY_DEFAULT)
+    "Uniform": {},  # the model's own spacing: diffusers' default
     "Karras": {"use_karras_sigmas": True},
     "Exponential": {"use_exponential_sigmas": True},
     "Beta": {"use_beta_sigmas": True},
     "SGM Uniform": {"timestep_spacing": "trailing"},
 }
 LEGACY_SUFFIXES = ("Karras", "Exponential")  # "DPM++ 2M Karras": the pre-1.9 sampler names
+# Since A1111 1.9, "Automatic" (or no Schedule type) means Karras for these samplers; before, the
+# plain name meant the model's own spacing, which is diffusers' default ("Uniform" in A1111 1.9+).
+KARRAS_BY_DEFAULT = {"dpmpp"}
 PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')  # A1111's re_param
 SIZE = re.compile(r"^(\d+)x(\d+)$")
 # Read and shown, but nothing to apply: they describe the image rather than make it.
@@ -63,12 +68,18 @@ def unquote(text: str) -> str:
     return text
 
 
-def schedule_type(options: Mapping[str, Any]) -> str:
-    """The A1111 schedule type that ``options`` (a scheduler's) select."""
+def schedule_type(options: Mapping[str, Any], scheduler: str = "") -> str:
+    """The A1111 schedule type that ``options`` (a scheduler's config) select for ``scheduler`` (the
+    registry's name): ``Uniform`` where A1111's ``Automatic`` would mean Karras."""
     for name, wanted in SCHEDULE_TYPES.items():
         if wanted and all(options.get(k) == v for k, v in wanted.items()):
             return name
-    return "Automatic"
+    return "Uniform" if scheduler in KARRAS_BY_DEFAULT else "Automatic"
+
+
+def _a1111_version(text: str) -> tuple[int, ...] | None:
+    match = re.fullmatch(r"v?(\d+)\.(\d+).*", text)
+    return tuple(int(g) for g in match.groups()) if match else None
 
 
 def sd_parameters(
@@ -95,7 +106,7 @@ def sd_parameters(
     fields: dict[str, Any] = {
         "Steps": steps,
         "Sampler": sampler,
-        "Schedule type": schedule_type(options),
+        "Schedule type": schedule_type(options, SAMPLER_NAMES.get(sampler, "")),
         "CFG scale": f"{guidance:g}",
         "Seed": record["seed"],
         "Size": f"{size[0]}x{size[1]}",
@@ -181,6 +192,9 @@ def _sampler(name: str, fields: dict[str, str]) -> tuple[str, str]:
         base, _, suffix = name.rpartition(" ")
         if suffix in LEGACY_SUFFIXES and base in SAMPLER_NAMES:
             name, schedule = base, suffix
+    if schedule == "Automatic" and SAMPLER_NAMES.get(name) in KARRAS_BY_DEFAULT:
+        version = _a1111_version(fields.get("Version", ""))
+        schedule = "Karras" if version is not None and version >= (1, 9) else "Uniform"
     if name not in SAMPLER_NAMES:
         raise DataError(
             f"parameters chunk: sampler {name!r} has no scheduler here (known: {', '.join(SAMPLER_NAMES)}, "

@@ -49,6 +49,19 @@ def test_a_legacy_karras_sampler_name_maps_to_its_scheduler_options():
     assert parse(LEGACY.replace("DPM++ 2M Karras", "DDIM"))["options"] == {}
 
 
+def test_automatic_means_karras_for_dpmpp_since_a1111_1_9_and_not_before():
+    modern = LEGACY.replace("DPM++ 2M Karras", "DPM++ 2M") + ", Version: v1.10.1"
+    assert parse(modern)["options"] == {"use_karras_sigmas": True}
+    assert parse(modern.replace("Sampler: DPM++ 2M", "Sampler: DPM++ 2M, Schedule type: Automatic"))["options"] == {
+        "use_karras_sigmas": True
+    }
+    assert parse(LEGACY.replace("DPM++ 2M Karras", "DPM++ 2M"))["options"] == {}  # pre-1.9: no Version
+    assert parse(modern.replace("Sampler: DPM++ 2M", "Sampler: DPM++ 2M, Schedule type: Uniform"))["options"] == {}
+    # so synthaug names diffusers' default spacing for DPM++ 2M "Uniform", which A1111 reads back the same
+    plain = sd_parameters({"prompt": "a", "seed": 1}, "DPM++ 2M", 5, 2.0, (32, 32), "m", options={})
+    assert "Schedule type: Uniform" in plain and parse(plain)["options"] == {}
+
+
 def test_a_schedule_type_diffusers_has_no_option_for_is_listed_not_applied():
     v = parse(LEGACY.replace("Sampler: DPM++ 2M Karras", "Sampler: Euler, Schedule type: Align Your Steps"))
     assert v["options"] == {} and v["not_applied"] == {"Schedule type": "Align Your Steps"}
