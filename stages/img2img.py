@@ -70,11 +70,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not cls_sources:
         raise DataError(f"{real.cls('train')}: no images; run `dvc repro prepare` first")
     det = {s: real.det.canvases(s) if p.det else [] for s in ("train", "val")}
-    model = recipes.ModelCard.of(g.model, args.builtin, g.dtype)
+    model = recipes.ModelCard.of(g.model, args.builtin, g.dtype, adapters=g.adapters)
     fingerprint = {
         "params": declared_params(params, PARAMS),
         "strength": strength,
         "model": model.fingerprint,
+        **({"adapters": [a["sha256"] for a in model.adapters]} if model.adapters else {}),  # files, not names
         "real": digest_files(
             [real.cls("train"), *(d(s) for s in ("train", "val") for d in (real.det.images, real.det.labels))]
         ),

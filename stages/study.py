@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise DataError(f"{args.prompts}: no prompt records; run `dvc repro prompts`")
     pin_threads(params.launch.sampling.threads)  # the same images as txt2img's on any machine
     backend = backend_for(g, args.builtin)
-    model = recipes.ModelCard.of(g.model, args.builtin, g.dtype)  # as txt2img's chunks name it
+    model = recipes.ModelCard.of(g.model, args.builtin, g.dtype, adapters=g.adapters)  # as txt2img's chunks name it
     judge, _ = load_trained(args.judge)
     _, real_features = predict(judge, load_folder(args.real_val, classes)[0])
     result, timings = {}, {}

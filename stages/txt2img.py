@@ -47,12 +47,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise ParamsError(f"--scheduler {args.scheduler}: no schedulers.{args.scheduler} section in {args.params}")
     options = params.schedulers[args.scheduler]
     records = read_jsonl(args.prompts)
-    model = recipes.ModelCard.of(g.model, args.builtin, g.dtype)
+    model = recipes.ModelCard.of(g.model, args.builtin, g.dtype, adapters=g.adapters)
     out = Source(args.out)
     fingerprint = {
         "params": declared_params(params, PARAMS, scheduler=args.scheduler),
         "prompts": digest_files([args.prompts]),
         "model": model.fingerprint,
+        **({"adapters": [a["sha256"] for a in model.adapters]} if model.adapters else {}),  # files, not names
     }
     group = process_group(g.device, params.launch.sampling)
     with group.main_process_first():  # only the main process may wipe a stale output
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "steps": g.steps,
                     "guidance": g.guidance,
                     "model": model.label,
+                    **({"adapters": list(model.adapters)} if model.adapters else {}),
                 }
             )
         return rows

@@ -268,18 +268,25 @@ def load_backend(
     safety_checker: bool = False,
     compile: bool = False,
     attention_slicing: bool = False,
+    model_config: str | None = None,
+    adapters: Sequence[dict[str, Any]] = (),
 ) -> Backend:
-    """One loading path: ``builtin`` (the pipeline's own model), a local diffusers folder, or a hub id.
-    ``dtype`` is the UNet's (the builtin VAE stays in float32: it costs little, and float16 decodes
-    can overflow; diffusers' SDXL pipelines upcast their VAE where its config sets force_upcast); ``compile``
-    wraps the UNet in ``torch.compile``; ``attention_slicing`` trades speed for GPU memory."""
+    """One loading path: ``builtin`` (the pipeline's own model), a local diffusers folder, a hub id, or
+    a single-file ``.safetensors`` checkpoint (its architecture from ``model_config``); then the LoRA
+    and textual-inversion ``adapters`` (synthaug.params.check_adapter's entries). ``dtype`` is the
+    UNet's (the builtin VAE stays in float32: it costs little, and float16 decodes can overflow;
+    diffusers' SDXL pipelines upcast their VAE where its config sets force_upcast); ``compile`` wraps
+    the UNet in ``torch.compile``; ``attention_slicing`` trades speed for GPU memory."""
     path = Path(builtin_dir) if spec == "builtin" else Path(spec)
+    index = None
     if path.is_dir():
         index_file = path / "model_index.json"
         if not index_file.is_file():
             raise ModelError(f"{path}: not a diffusers model folder (no model_index.json)")
         index = json.loads(index_file.read_text())
         if index.get("_class_name") == BUILTIN_CLASS:
+            if adapters:
+                raise ModelError(f"{path}: the builtin model takes no LoRA or textual-inversion adapters")
             model = BuiltinModel.load(path)
             model.vae.to(device=device)
             model.unet.to(device=device, dtype=getattr(torch, dtype))
@@ -288,30 +295,79 @@ def load_backend(
             return model
     elif spec == "builtin":
         raise ModelError(f"{path}: the builtin model is missing; run `dvc repro pretrain`")
-    elif not _looks_like_hub_id(spec):
-        raise ModelError(f"{spec}: model folder not found (give a local diffusers folder or a hub id like org/name)")
-    else:
-        index = None
+    elif path.suffix in (".ckpt", ".pt", ".pth", ".bin"):
+        raise ModelError(f"{spec}: a pickle can run code when loaded; convert it to .safetensors first")
+    elif not path.is_file() and not _looks_like_hub_id(spec):
+        raise ModelError(
+            f"{spec}: model not found (give a local diffusers folder, a .safetensors file or a hub id like org/name)"
+        )
     options = dict(device=device, dtype=dtype, safety_checker=safety_checker, compile=compile)
-    return _load_diffusers(spec, index, offline, size, attention_slicing=attention_slicing, **options)
+    pipe = _load_diffusers(spec, index, offline, model_config, attention_slicing=attention_slicing, **options)
+    for i, adapter in enumerate(adapters):
+        _load_adapter(pipe, adapter, i)
+    loras = [(f"lora{i}", a["scale"]) for i, a in enumerate(adapters) if "lora" in a]
+    if loras:
+        pipe.set_adapters([name for name, _ in loras], adapter_weights=[scale for _, scale in loras])
+    default = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    return DiffusersBackend(pipe, size or default)
+
+
+def _single_file_config(spec: str, model_config: str | None, offline: bool) -> str:
+    """The diffusers folder (or, online, hub id) whose configs describe a single file's architecture:
+    ``model_config``, else the one diffusers infers from the file's keys if the Hugging Face cache holds it."""
+    if model_config is not None:
+        if Path(model_config).is_dir() or not offline:
+            return model_config
+    from diffusers.loaders.single_file_utils import fetch_diffusers_config, load_single_file_checkpoint
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo = model_config or fetch_diffusers_config(load_single_file_checkpoint(spec))["pretrained_model_name_or_path"]
+    try:  # configs only, as diffusers' own from_single_file fetches them
+        return snapshot_download(
+            repo, allow_patterns=["*.json", "**/*.json", "*.txt", "**/*.txt"], local_files_only=True
+        )
+    except LocalEntryNotFoundError:
+        if not offline:
+            return repo
+        raise ModelError(
+            f"{spec}: a single file holds weights, not its architecture, and {repo}'s configs are not in the "
+            "local Hugging Face cache; set generate.model_config to a local diffusers folder of the same kind "
+            "(one saved with save_pretrained), or fetch them once with generate.offline: false"
+        ) from None
+
+
+def _pipeline(spec: str, index: dict | None, offline: bool, model_config: str | None, kwargs: dict) -> Any:
+    """The diffusers text-to-image pipeline of a folder or hub id (its auto pipeline), or of a single
+    file (the pipeline class its config names, ``from_single_file`` with that config, never a download
+    while offline: diffusers would otherwise fetch missing configs from the hub)."""
+    from diffusers import AutoPipelineForText2Image
+
+    if not Path(spec).is_file():
+        return AutoPipelineForText2Image.from_pretrained(str(spec), **kwargs)
+    config = _single_file_config(spec, model_config, offline)
+    name = json.loads((Path(config) / "model_index.json").read_text())["_class_name"] if Path(config).is_dir() else None
+    cls = getattr(diffusers, name or "StableDiffusionPipeline", None)
+    if cls is None or not hasattr(cls, "from_single_file"):
+        raise ModelError(f"{config}: its pipeline {name} cannot load a single-file checkpoint")
+    kwargs = {k: v for k, v in kwargs.items() if k != "use_safetensors"}
+    return cls.from_single_file(spec, config=config, torch_dtype=kwargs.pop("dtype"), **kwargs)
 
 
 def _load_diffusers(
     spec: str,
     index: dict | None,
     offline: bool,
-    size: int | None,
+    model_config: str | None,
     *,
     device: str,
     dtype: str,
     safety_checker: bool,
     compile: bool,
     attention_slicing: bool,
-) -> DiffusersBackend:
-    """A Stable Diffusion-style checkpoint (folder or cached hub id) through diffusers' own auto pipeline;
-    ``index``: the folder's model_index.json (None for a hub id)."""
-    from diffusers import AutoPipelineForText2Image
-
+) -> Any:
+    """A Stable Diffusion-style pipeline (folder, cached hub id or single file) on ``device``;
+    ``index``: the folder's model_index.json (None for a hub id or file)."""
     if not offline:
         from synthaug.offline import allow_hub
 
@@ -324,7 +380,9 @@ def _load_diffusers(
     if not safety_checker and (index is None or "safety_checker" in index):
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(str(spec), **kwargs)
+        pipe = _pipeline(spec, index, offline, model_config, kwargs)
+    except ModelError:
+        raise
     except OSError as exc:
         hint = " (generate.offline is true: download it once with generate.offline: false)" if offline else ""
         raise ModelError(f"{spec}: cannot load the diffusers checkpoint{hint}: {str(exc).splitlines()[0]}") from None
@@ -335,8 +393,22 @@ def _load_diffusers(
         pipe.enable_attention_slicing()
     if compile:
         pipe.unet = torch.compile(pipe.unet)
-    default = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    return DiffusersBackend(pipe, size or default)
+    return pipe
+
+
+def _load_adapter(pipe: Any, adapter: dict[str, Any], i: int) -> None:
+    """A LoRA (diffusers' ``load_lora_weights``, through peft) or a textual inversion (its token)."""
+    kind = "lora" if "lora" in adapter else "textual_inversion"
+    path = Path(adapter[kind])
+    if path.suffix != ".safetensors" or not path.is_file():
+        raise ModelError(f"{path}: an adapter must be an existing .safetensors file")
+    try:
+        if kind == "lora":
+            pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=f"lora{i}")
+        else:
+            pipe.load_textual_inversion(str(path), token=adapter["token"])
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        raise ModelError(f"{path}: cannot load it as a {kind.replace('_', ' ')} adapter of this model: {exc}") from None
 
 
 def backend_for(g: GenerateParams, builtin_dir: Path, group: Any = None) -> Backend:
@@ -353,4 +425,6 @@ def backend_for(g: GenerateParams, builtin_dir: Path, group: Any = None) -> Back
         safety_checker=g.safety_checker,
         compile=g.compile,
         attention_slicing=g.attention_slicing,
+        model_config=g.model_config,
+        adapters=g.adapters,
     )

@@ -130,9 +130,37 @@ class PromptsParams:
             raise ParamsError(f"{where}: templates and styles need at least one entry ('' is a valid style)")
 
 
+SINGLE_FILE_SUFFIXES = (".safetensors",)  # a single-file checkpoint (A1111, ComfyUI, InvokeAI folders)
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+ADAPTER_KEYS = {"lora": "scale", "textual_inversion": "token"}  # each kind's file key → its other key
+
+
+def check_adapter(adapter: dict[str, Any], where: str) -> None:
+    """One ``generate.adapters`` entry: ``{lora: FILE, scale: S}`` or ``{textual_inversion: FILE, token: T}``,
+    FILE an existing ``.safetensors`` file."""
+    kinds = [k for k in ADAPTER_KEYS if k in adapter]
+    if len(kinds) != 1 or set(adapter) != {kinds[0], ADAPTER_KEYS[kinds[0]]}:
+        raise ParamsError(
+            f"{where}: {adapter!r} must be {{lora: FILE.safetensors, scale: 0.8}} or "
+            '{textual_inversion: FILE.safetensors, token: "<name>"}'
+        )
+    kind = kinds[0]
+    path, other = adapter[kind], adapter[ADAPTER_KEYS[kind]]
+    if not isinstance(path, str) or not path.endswith(".safetensors"):
+        raise ParamsError(f"{where}.{kind}: {path!r} must be a .safetensors file (pickles can run code when loaded)")
+    if not Path(path).is_file():
+        raise ParamsError(f"{where}.{kind}: {path}: no such file")
+    if kind == "lora" and (isinstance(other, bool) or not isinstance(other, (int, float)) or not -8 <= other <= 8):
+        raise ParamsError(f"{where}.scale: {other!r} must be a number in [-8, 8] (1.0: the LoRA as trained)")
+    if kind == "textual_inversion" and (not isinstance(other, str) or not other.strip()):
+        raise ParamsError(f'{where}.token: {other!r} must be the word the prompts use for it, e.g. "<my-style>"')
+
+
 @dataclass(frozen=True)
 class GenerateParams:
     model: str
+    model_config: str | None
+    adapters: tuple[dict[str, Any], ...]
     offline: bool
     device: str
     dtype: Literal["float32", "float16", "bfloat16"]
@@ -152,6 +180,26 @@ class GenerateParams:
                 f"{where}.size: {self.size} — the builtin model samples at data.image_size, the size "
                 "it was pretrained at; set size: null (it is a text-conditioned checkpoint's knob)"
             )
+        single_file = self.model.endswith(SINGLE_FILE_SUFFIXES)
+        if self.model.endswith(PICKLE_SUFFIXES):
+            raise ParamsError(
+                f"{where}.model: {self.model} is a pickle, which can run code when loaded; convert it to "
+                ".safetensors (e.g. with diffusers' scripts) and point generate.model at that"
+            )
+        if single_file and not Path(self.model).is_file():
+            raise ParamsError(f"{where}.model: {self.model}: no such file")
+        if self.model_config is not None and not single_file:
+            raise ParamsError(
+                f"{where}.model_config: only a single-file checkpoint (generate.model: <file>.safetensors) "
+                "takes one; a folder or hub id has its own config, so set model_config: null"
+            )
+        if self.adapters and self.model == "builtin":
+            raise ParamsError(
+                f"{where}.adapters: LoRA and textual inversion adapt a text-conditioned checkpoint; the builtin "
+                "model has no text encoder or attention to adapt (set adapters: [] or point generate.model at one)"
+            )
+        for i, adapter in enumerate(self.adapters):
+            check_adapter(adapter, f"{where}.adapters[{i}]")
         if self.size is not None and self.size % 8:
             raise ParamsError(
                 f"{where}.size: {self.size} is not a multiple of 8 (Stable Diffusion's VAE halves the "

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from synthaug import registry
 from synthaug.diffusion import Backend, Sampling
 from synthaug.infotext import EXACT_KEY, exact_chunk, sd_parameters
-from synthaug.resume import model_digest
+from synthaug.resume import file_sha256, model_digest
 
 Made = tuple[np.ndarray, dict[str, str]]  # an image and its PNG text chunks
 
@@ -28,19 +29,42 @@ class ModelCard:
     fingerprint: str  # synthaug.resume.model_digest: the files' digest (a hub id: the id itself)
     dtype: str
     hash: str | None = None  # Model hash, for a single-file checkpoint
+    adapters: tuple[dict[str, Any], ...] = ()  # generate.adapters, each with its file's sha256
 
     @classmethod
-    def of(cls, model: str, builtin: Path, dtype: str, builtin_label: str | None = None) -> ModelCard:
-        """``generate.model`` as the stages resolve it (``builtin``: the folder dvc.yaml passes, which
-        the chunk names as given, or as ``builtin_label``)."""
+    def of(
+        cls,
+        model: str,
+        builtin: Path,
+        dtype: str,
+        builtin_label: str | None = None,
+        adapters: Sequence[dict[str, Any]] = (),
+    ) -> ModelCard:
+        """``generate.model`` (and ``generate.adapters``) as the stages resolve it (``builtin``: the
+        folder dvc.yaml passes, which the chunk names as given, or as ``builtin_label``)."""
         digest = model_digest(model, builtin)
+        hashed = tuple(a | {"sha256": file_sha256(Path(a.get("lora") or a["textual_inversion"]))} for a in adapters)
         if model != "builtin" and Path(model).is_file():  # A1111's Model and Model hash (AutoV2)
-            return cls(Path(model).stem, digest, dtype, digest[:10])
+            return cls(Path(model).stem, digest, dtype, digest[:10], hashed)
         label = (builtin_label or str(builtin)) if model == "builtin" else model
-        return cls(label, digest, dtype)
+        return cls(label, digest, dtype, None, hashed)
 
-    def as_dict(self) -> dict[str, str | None]:
-        return {"id": self.label, "fingerprint": self.fingerprint, "dtype": self.dtype, "hash": self.hash}
+    def as_dict(self) -> dict[str, Any]:
+        card = {"id": self.label, "fingerprint": self.fingerprint, "dtype": self.dtype, "hash": self.hash}
+        return card | ({"adapters": list(self.adapters)} if self.adapters else {})
+
+    def settings(self) -> dict[str, str]:
+        """A1111's adapter settings: ``Lora hashes`` and ``TI hashes`` (name: sha256[:10], as Civitai reads)."""
+        out = {}
+        for key, kind in (("Lora hashes", "lora"), ("TI hashes", "textual_inversion")):
+            names = [
+                f"{a['token'] if kind == 'textual_inversion' else Path(a[kind]).stem}: {a['sha256'][:10]}"
+                for a in self.adapters
+                if kind in a
+            ]
+            if names:
+                out[key] = ", ".join(names)
+        return out
 
 
 def chunks(
@@ -57,7 +81,7 @@ def chunks(
     options = dict(sampling.scheduler.config) | sampling.step_kwargs
     line = sd_parameters(
         record, sampler, sampling.steps, sampling.guidance, size, model.label, strength,
-        options=options, model_hash=model.hash,
+        options=options, model_hash=model.hash, extra=model.settings(),
     )  # fmt: skip
     return {"parameters": line, EXACT_KEY: exact_chunk(record, sampling, model.as_dict(), batch)}
 

@@ -122,9 +122,11 @@ class Img2ImgJob:
     ):
         self.params, self.classes, self.backend, self.model, self.strength = params, classes, backend, model, strength
         self.real, self.out = real, out
-        # what every manifest row says of the schedule: its length, and the steps SDEdit really takes of it
+        # what every manifest row says of the schedule (its length, the steps SDEdit really takes of it)
+        # and of the adapters
         steps = params.generate.steps
-        self.steps = {"steps": steps, "denoising_steps": registry.effective_steps(steps, strength)}
+        self.provenance = {"steps": steps, "denoising_steps": registry.effective_steps(steps, strength)}
+        self.provenance |= {"adapters": list(model.adapters)} if model.adapters else {}
 
     def record(self, names: Sequence[str], seed: int, class_id: int) -> dict:
         p = self.params.prompts
@@ -166,7 +168,7 @@ class Img2ImgJob:
                     "class": k,
                     "name": names[k],
                     "strength": self.strength,
-                    **self.steps,
+                    **self.provenance,
                     "seed": rec["seed"],
                 }
             )
@@ -212,7 +214,7 @@ class Img2ImgJob:
                     "file": made.relative_to(made.parent.parent).as_posix(),
                     "source": f.relative_to(self.real.root).as_posix(),
                     "strength": self.strength,
-                    **self.steps,
+                    **self.provenance,
                     **seeds,
                     "boxes": [[c, *(round(t, 6) for t in b)] for c, b in bx],
                 }

@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -29,6 +30,35 @@ def not_in_fast_tier(what: str) -> None:
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+# Prepended to a child process's code: every network attempt fails and is recorded in ``attempts``.
+GUARD = """
+import socket
+attempts = []
+def _refuse(*args, **kwargs):
+    attempts.append(args[:2])
+    raise OSError("network disabled by test")
+socket.getaddrinfo = _refuse
+socket.create_connection = _refuse
+socket.socket.connect = lambda self, *a: _refuse(*a)
+"""
+
+
+def run_guarded(module: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """``run_module`` with the network guarded: any attempt fails, and is printed as ``NETWORK ATTEMPTS``
+    on stderr when the process ends (a stage that swallowed the error still shows it)."""
+    not_in_fast_tier(f"python -m {module}")
+    code = GUARD + textwrap.dedent(
+        f"""
+        import atexit, runpy, sys
+        atexit.register(lambda: attempts and print("NETWORK ATTEMPTS", attempts, file=sys.stderr))
+        sys.argv = {[module, *args]!r}
+        runpy.run_module({module!r}, run_name="__main__", alter_sys=True)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, text=True, capture_output=True, timeout=1800)
 
 
 def run_module(module: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -221,7 +221,7 @@ def test_the_copy_as_command_is_the_exact_dvc_exp_run_argv(app: App):
         ({"scheduler": "dddim"}, "scheduler: unknown 'dddim'; did you mean 'ddim'?"),
         ({"options": '{"solver_ordr": 2}', "scheduler": "dpmpp"}, "has no option 'solver_ordr'"),
         ({"options": "{eta: 0}"}, "scheduler options: not JSON"),
-        ({"model": "./no/such/model"}, "./no/such/model: model folder not found"),
+        ({"model": "./no/such/model"}, "./no/such/model: model not found"),
         ({"label": "sevn"}, "did you mean 'seven'?"),
         ({"mode": "img2img"}, "img2img: upload an image or pick a real one"),
     ],

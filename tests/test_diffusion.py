@@ -140,7 +140,7 @@ def test_tiny_stable_diffusion_txt2img_img2img_and_scheduler_swap(sd):
 def test_load_backend_errors(tmp_path: Path):
     with pytest.raises(ModelError, match="builtin model is missing; run `dvc repro pretrain`"):
         load_backend("builtin", tmp_path / "nope")
-    with pytest.raises(ModelError, match="model folder not found"):
+    with pytest.raises(ModelError, match="model not found"):
         load_backend("./models/nope", tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="no model_index.json"):

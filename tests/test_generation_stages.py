@@ -185,7 +185,7 @@ def test_changed_params_do_not_reuse_a_persisted_output(tmp_path: Path, gen_para
     "edit, scheduler, message",
     [
         (lambda p: None, "dddim", "--scheduler dddim: no schedulers.dddim section"),
-        (lambda p: p["generate"].update(model="./models/missing"), "ddim", "./models/missing: model folder not found"),
+        (lambda p: p["generate"].update(model="./models/missing"), "ddim", "./models/missing: model not found"),
         (lambda p: p["schedulers"]["dpmpp"].update(solver_ordr=2), "dpmpp", "has no option 'solver_ordr'"),
         (
             lambda p: p["schedulers"].update(eulr={}),

@@ -8,18 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.helpers import ROOT
-
-GUARD = """
-import socket
-attempts = []
-def _refuse(*args, **kwargs):
-    attempts.append(args[:2])
-    raise OSError("network disabled by test")
-socket.getaddrinfo = _refuse
-socket.create_connection = _refuse
-socket.socket.connect = lambda self, *a: _refuse(*a)
-"""
+from tests.helpers import GUARD, ROOT
 
 
 def run_isolated(code: str, home: Path) -> subprocess.CompletedProcess:

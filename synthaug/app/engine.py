@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from synthaug.diffusion import Backend, Sampling, backend_for
 from synthaug.errors import DataError, UserError
 from synthaug.images import letterbox, save_png
 from synthaug.infotext import with_settings
-from synthaug.params import Params
+from synthaug.params import Params, check_adapter
 from synthaug.user_data import open_image
 
 AXES = ("scheduler", "steps", "guidance", "strength", "seed")
@@ -56,6 +57,7 @@ class Request:
     seed: int = 0
     batch: int = 1
     strength: float | None = None  # img2img only
+    adapters: tuple[dict[str, Any], ...] = ()  # as generate.adapters: LoRA and textual-inversion files
 
     @classmethod
     def of(cls, params: Params, **fields: Any) -> Request:
@@ -66,6 +68,7 @@ class Request:
         options = dict(params.schedulers.get(scheduler, {}))
         return cls(
             **{"model": g.model, "scheduler": scheduler, "options": options, "steps": g.steps, "guidance": g.guidance}
+            | {"adapters": g.adapters}
             | fields
         )
 
@@ -86,6 +89,10 @@ class Request:
         for name, value, ok, fix in rules:
             if not ok:
                 raise UserError(f"{name}: {value} is out of range; use a value {fix}")
+        for i, adapter in enumerate(self.adapters):
+            check_adapter(adapter, f"adapters[{i}]")
+        if self.adapters and self.model == "builtin":
+            raise UserError("adapters: the builtin model takes none; clear them or choose a Stable Diffusion model")
         if self.strength is not None and registry.effective_steps(self.steps, self.strength) < 1:
             raise UserError(
                 f"strength: {self.strength:g} × steps ({self.steps}) leaves no denoising step (img2img takes "
@@ -141,13 +148,16 @@ class Engine:
         self.made = itertools.count()
         self.loads = 0  # how many times a model was loaded (the tests check the cache)
 
-    def backend(self, model: str) -> Backend:
-        """``model`` loaded as the stages load theirs (:func:`backend_for`: every ``generate`` key —
-        dtype, size, compile, attention slicing, safety checker — honoured), once."""
-        if model not in self._backends:
-            self._backends[model] = backend_for(dataclasses.replace(self.params.generate, model=model), self.builtin)
+    def backend(self, model: str, adapters: Sequence[dict[str, Any]] = ()) -> Backend:
+        """``model`` with ``adapters`` loaded as the stages load theirs (:func:`backend_for`: every
+        ``generate`` key — dtype, size, compile, attention slicing, safety checker, a single file's
+        model_config — honoured), once."""
+        key = json.dumps([model, list(adapters)], sort_keys=True)
+        if key not in self._backends:
+            g = dataclasses.replace(self.params.generate, model=model, adapters=tuple(adapters))
+            self._backends[key] = backend_for(g, self.builtin)
             self.loads += 1
-        return self._backends[model]
+        return self._backends[key]
 
     def records(self, req: Request, backend: Backend) -> list[dict]:
         """The prompt records of a request, as the prompts stage writes them (class, prompt, seed)."""
@@ -177,14 +187,14 @@ class Engine:
         req.check()
         if image is not None and req.strength is None:
             raise UserError("strength: img2img needs a strength in (0, 1]")
-        backend = self.backend(req.model)
+        backend = self.backend(req.model, req.adapters)
         records = self.records(req, backend)
         req = req.replace(strength=req.strength if image is not None else None)  # txt2img has no strength
         sampling = Sampling.of(
             req.scheduler, backend.scheduler_config, req.options, req.steps, req.guidance, on_step=on_step
         )
         t0 = time.perf_counter()
-        model = self.model_card(req.model)
+        model = self.model_card(req.model, req.adapters)
         if image is None:
             made = recipes.txt2img(backend, records, req.scheduler, sampling, model)
         else:
@@ -209,23 +219,24 @@ class Engine:
         g = self.params.generate
         if scheduler not in self.params.schedulers:
             raise UserError(f"scheduler: no schedulers.{scheduler} section in params.yaml")
-        backend = self.backend(g.model)
+        backend = self.backend(g.model, g.adapters)
         start = index - index % g.batch_size  # txt2img's fixed partition into batches
         options = self.params.schedulers[scheduler]
         sampling = Sampling.of(scheduler, backend.scheduler_config, options, g.steps, g.guidance, on_step=on_step)
         t0 = time.perf_counter()
         batch = records[start : start + g.batch_size]
-        made = recipes.txt2img(backend, batch, scheduler, sampling, self.model_card(g.model))
+        made = recipes.txt2img(backend, batch, scheduler, sampling, self.model_card(g.model, g.adapters))
         pixels, chunks = made[index - start]
         return self.save(pixels, chunks, f"{records[index].get('id', index)}-{scheduler}", time.perf_counter() - t0)
 
-    def model_card(self, model: str) -> recipes.ModelCard:
-        """How the chunks name ``model`` (the builtin as txt2img names it, the folder dvc.yaml passes),
-        fingerprinted once: a Stable Diffusion checkpoint holds GBs to hash."""
-        if model not in self._cards:
-            card = recipes.ModelCard.of(model, self.builtin, self.params.generate.dtype, self.builtin_label)
-            self._cards[model] = card
-        return self._cards[model]
+    def model_card(self, model: str, adapters: Sequence[dict[str, Any]] = ()) -> recipes.ModelCard:
+        """How the chunks name ``model`` and its ``adapters`` (the builtin as txt2img names it, the
+        folder dvc.yaml passes), fingerprinted once: a Stable Diffusion checkpoint holds GBs to hash."""
+        key = json.dumps([model, list(adapters)], sort_keys=True)
+        if key not in self._cards:
+            dtype = self.params.generate.dtype
+            self._cards[key] = recipes.ModelCard.of(model, self.builtin, dtype, self.builtin_label, adapters)
+        return self._cards[key]
 
     def save(self, pixels: np.ndarray, chunks: dict[str, str], name: str, seconds: float) -> Made:
         """``out/<name>.png`` with its chunks."""

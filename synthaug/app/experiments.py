@@ -50,8 +50,10 @@ def hydra_value(value: Any) -> str:
         if re.fullmatch(r"[A-Za-z_][\w./:+-]*", value) and value.lower() not in ("true", "false", "null", "none"):
             return value
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(value)
 
 
@@ -81,6 +83,8 @@ def request_overrides(req: Request, params: Params) -> dict[str, Any]:
         "generate.guidance": req.guidance,
         "prompts.negative_prompt": req.negative_prompt,
     }
+    if list(req.adapters) != list(params.generate.adapters):
+        out["generate.adapters"] = list(req.adapters)
     if req.strength is None:
         schedulers = list(dict.fromkeys([*params.txt2img.schedulers, req.scheduler]))
         out["txt2img.schedulers"] = schedulers

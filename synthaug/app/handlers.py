@@ -43,6 +43,16 @@ class App:
             options = json.loads(form.get("options") or "{}")
         except json.JSONDecodeError as exc:
             raise UserError(f'scheduler options: not JSON ({exc.msg}); e.g. {{"eta": 0.0}}') from None
+        try:
+            adapters = json.loads(form.get("adapters") or "[]")
+        except json.JSONDecodeError as exc:
+            raise UserError(
+                f'adapters: not JSON ({exc.msg}); e.g. [{{"lora": "ink.safetensors", "scale": 0.8}}]'
+            ) from None
+        if not isinstance(adapters, list) or not all(isinstance(a, dict) for a in adapters):
+            raise UserError(
+                'adapters: a JSON list of {"lora": FILE, "scale": S} or {"textual_inversion": FILE, "token": T}'
+            )
         seed = random.randrange(2**31) if form.get("random_seed") else int(form.get("seed") or 0)
         return Request(
             model=(form.get("model") or "builtin").strip(),
@@ -56,6 +66,7 @@ class App:
             seed=seed,
             batch=int(form.get("batch") or 1),
             strength=float(form["strength"]) if form.get("mode") == "img2img" else None,
+            adapters=tuple(adapters),
         )
 
     def source_image(self, form: dict[str, Any]) -> Any:
@@ -102,7 +113,7 @@ class App:
         if made.is_file():
             return read_jsonl(made)
         p = self.engine.params
-        return make_records(self.engine.backend(p.generate.model).classes, p.prompts, p.seed)
+        return make_records(self.engine.backend(p.generate.model, p.generate.adapters).classes, p.prompts, p.seed)
 
     def pipeline(self, record_id: str, scheduler: str, progress: Any = None) -> tuple[list, str, str]:
         """One prompt record made exactly as txt2img@<scheduler> makes it (the stage's PNG, byte for byte)."""

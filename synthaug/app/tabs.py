@@ -24,7 +24,10 @@ PRESETS = {
     "strength 0.4 vs 0.8 over seeds": ("img2img", ("strength", "0.4, 0.8"), ("seed", "0, 1, 2")),
 }
 
-MODEL_HELP = "builtin, a local diffusers folder or a cached hub id"
+MODEL_HELP = (
+    "builtin, a local diffusers folder, a cached hub id or a single .safetensors checkpoint "
+    "(its architecture: generate.model_config)"
+)
 PNG_FIELDS = ("mode", "model", "prompt", "negative_prompt", "scheduler", "options", "steps", "guidance", "seed")
 FORM = (
     "mode",
@@ -42,6 +45,7 @@ FORM = (
     "upload",
     "real_image",
     "strength",
+    "adapters",
 )
 
 
@@ -110,6 +114,12 @@ def sample_tab(app: Any) -> tuple[list, dict]:
         seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
         random_seed = gr.Checkbox(False, label="random seed")
         batch = gr.Slider(1, 8, value=1, step=1, label="batch size")
+        adapters = gr.Textbox(
+            json.dumps(list(params.generate.adapters)),
+            label="adapters (JSON, as generate.adapters)",
+            info='LoRA and textual inversion files: [{"lora": "ink.safetensors", "scale": 0.8}, '
+            '{"textual_inversion": "blot.safetensors", "token": "<blot>"}]',
+        )
     with gr.Row():
         upload = gr.Image(type="filepath", label="img2img source (any size or mode)", image_mode=None)
         real_image = gr.Dropdown(list(app.real_images()), label="…or a real train image")
@@ -123,7 +133,7 @@ def sample_tab(app: Any) -> tuple[list, dict]:
     command = gr.Textbox(label="copy as command: the pipeline run that makes the same images", lines=2)
     png = gr.File(label="load parameters from a PNG", file_types=[".png"], type="filepath")
     form = [mode, model, label, prompt, negative, scheduler, options, steps, guidance, seed, random_seed, batch]
-    form += [upload, real_image, strength]
+    form += [upload, real_image, strength, adapters]
     fields = dict(zip(FORM, form))
 
     @shown
