@@ -171,31 +171,67 @@ class Experiments:
     def start(self, workers: int) -> str:
         return self.dvc("queue", "start", "-j", str(max(1, int(workers or 1))))
 
+    def queue_argv(self, overrides: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """The ``dvc exp run --queue`` line for ``overrides`` and its notes, once every input the
+        experiment reads is checked (synthaug.queueing): small untracked ones carried with
+        ``--copy-paths``, the rest refused in one line."""
+        from synthaug.queueing import queue_argv
+
+        params = overrides_to_params(self.raw_params(), overrides)
+        return queue_argv(self.root, params, exp_run_argv(overrides, self.raw_params(), queue=True)[4:])
+
     def queue(self, text: str) -> str:
-        argv = exp_run_argv(self.overrides(text), self.raw_params(), queue=True)
-        return self.dvc(*argv[1:]) + "\n" + command_line(argv)
+        """Queue the overrides' experiment: DVC's answer, the command, and what was carried."""
+        argv, notes = self.queue_argv(self.overrides(text))
+        return "\n".join([self.dvc(*argv[1:]).strip(), command_line(argv), *notes])
 
     def table(self) -> list[list[Any]]:
-        """DVC's own experiment table (``dvc exp show --json``): name, params that differ from the
-        workspace, the summary's accuracy gain of each variant, and the experiment's state."""
+        """DVC's own experiment table (``dvc exp show --json``): the workspace and each commit (HEAD
+        first) with their metrics from the start, then every experiment — name, state, params that
+        differ from the workspace, the summary's accuracy gain of each variant, and for a failed one
+        the reason its log gives (not only in ``dvc queue logs``)."""
         rows = json.loads(self.dvc("exp", "show", "--json") or "[]")
         base = flatten(rows[0]["data"]["params"].get("params.yaml", {}).get("data", {})) if rows else {}
+        states = self.queue_states()  # exp show leaves a finished experiment's state empty; the queue knows it
         table = []
+
+        def line(name: str, data: dict, status: str) -> list[Any]:
+            params = flatten(data.get("params", {}).get("params.yaml", {}).get("data", {}))
+            changed = {k: v for k, v in params.items() if base.get(k) != v}
+            return [name, status, json.dumps(changed), gains(data.get("metrics", {})), self.reason(name, status)]
+
         for row in rows:
+            data = row.get("data", {})
+            name = row.get("name") or ("workspace" if row.get("rev") == "workspace" else data.get("rev", "")[:7])
+            table.append(line(name, data, data.get("status", "") or ("workspace" if name == "workspace" else "commit")))
             for exp in row.get("experiments") or []:
                 for rev in exp.get("revs", []):
                     data = rev.get("data", {})
-                    params = flatten(data.get("params", {}).get("params.yaml", {}).get("data", {}))
-                    changed = {k: v for k, v in params.items() if base.get(k) != v}
-                    table.append(
-                        [
-                            rev.get("name") or data.get("rev", "")[:7],
-                            data.get("status", rev.get("status", "")),
-                            json.dumps(changed),
-                            gains(data.get("metrics", {})),
-                        ]
-                    )
+                    name = rev.get("name") or data.get("rev", "")[:7]
+                    table.append(line(name, data, data.get("status") or states.get(name, "")))
         return table
+
+    def queue_states(self) -> dict[str, str]:
+        """Each queued experiment's state by name (``dvc queue status``: Queued, Running, Success, Failed)."""
+        states = {}
+        for row in self.dvc("queue", "status").splitlines()[1:]:
+            words = row.split()
+            if len(words) >= 4 and words[-1] in ("Queued", "Running", "Success", "Failed"):
+                states[words[1]] = words[-1]
+        return states
+
+    def reason(self, name: str, status: str) -> str:
+        """Why a failed experiment failed: the last error line of its queue log."""
+        if status.lower() != "failed":
+            return ""
+        try:
+            log = self.dvc("queue", "logs", name)
+        except UserError as exc:
+            return str(exc)
+        lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+        # a stage's own one-line error (synthaug.cli.run prints "error: ..."), else DVC's last word
+        own = [ln for ln in lines if ln.startswith("error: ")]
+        return (own or lines or ["(empty log)"])[-1][:400]
 
     def curves(self, name: str) -> tuple[Any, Any]:
         """An experiment's ResNet training curves and scheduler study, drawn as the report draws them,

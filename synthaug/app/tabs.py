@@ -215,7 +215,16 @@ def experiments_tab(ex: Any) -> None:
         refresh = gr.Button("Refresh")
     message = gr.Textbox(label="result", lines=3)
     status = gr.Textbox(label="queue (dvc queue status)", lines=6)
-    exps = gr.Dataframe(headers=["experiment", "status", "params changed", "accuracy gain vs baseline"])
+
+    def table_now() -> list[list[Any]]:  # on every page load: the workspace and HEAD from the start
+        try:
+            return ex.table()
+        except UserError as exc:
+            return [["(no table)", str(exc), "", "", ""]]
+
+    exps = gr.Dataframe(
+        table_now, headers=["experiment", "status", "params changed", "accuracy gain vs baseline", "why it failed"]
+    )
     with gr.Row():
         name = gr.Textbox(label="experiment name")
         show_log = gr.Button("Show log")
