@@ -64,11 +64,20 @@ def form(**changes) -> dict:
     return base | changes
 
 
+def original(shown: str) -> Path:
+    """The PNG the engine wrote for a gallery item (a small one is shown as a zoomed copy in preview/)."""
+    path = Path(shown)
+    return path.parent.parent / path.name if path.parent.name == "preview" else path
+
+
 def test_txt2img_is_seeded_and_every_png_carries_its_parameters(app: App):
     gallery, parameters, _ = app.sample(form())
     assert len(gallery) == 2 and gallery[1][1].startswith("seed 12")  # image i has seed + i
-    first = Image.open(gallery[0][0])
+    first = Image.open(original(gallery[0][0]))
     assert first.size == (32, 32) and first.text["parameters"] == parameters
+    shown = Image.open(gallery[0][0])  # seen whole at an integer zoom, each pixel a crisp 8 × 8 square
+    assert shown.size == (256, 256) and shown.text == first.text
+    assert np.array_equal(np.asarray(shown)[::8, ::8], np.asarray(first))
     assert parameters.splitlines() == [
         "a photo of the digit seven",
         "Negative prompt: blurry",
@@ -79,9 +88,9 @@ def test_txt2img_is_seeded_and_every_png_carries_its_parameters(app: App):
     assert exact["record"]["seed"] == 11 and [r["seed"] for r in exact["batch"]] == [11, 12]
     assert exact["scheduler"]["step_options"] == {"eta": 0.0} and exact["model"]["id"] == "models/builtin"
     again, _, _ = app.sample(form())
-    assert Path(again[0][0]).read_bytes() == Path(gallery[0][0]).read_bytes()
+    assert original(again[0][0]).read_bytes() == original(gallery[0][0]).read_bytes()
     other, _, _ = app.sample(form(seed=99))
-    assert not np.array_equal(np.asarray(Image.open(other[0][0])), np.asarray(first))
+    assert not np.array_equal(np.asarray(Image.open(original(other[0][0]))), np.asarray(first))
     loads = app.engine.loads
     app.sample(form(scheduler="dpmpp", options="{}"))  # another scheduler: the model is not loaded again
     assert app.engine.loads == loads == 1
@@ -107,7 +116,7 @@ def test_img2img_takes_an_odd_sized_rgba_upload(app: App, tmp_path: Path):
     upload = tmp_path / "odd.png"
     Image.new("RGBA", (37, 23), (200, 10, 10, 128)).save(upload)
     gallery, parameters, command = app.sample(form(mode="img2img", upload=str(upload), strength=0.4, batch=1))
-    out = Image.open(gallery[0][0])
+    out = Image.open(original(gallery[0][0]))
     assert out.size == (32, 32) and out.mode == "L"  # letterboxed to the model's size and mode
     assert "Steps: 4, " in parameters and ", Denoising strength: 0.4, " in parameters
     assert ", 1 of 4 steps denoised, " in gallery[0][1]  # SDEdit runs int(4 × 0.4) of the schedule
@@ -118,7 +127,7 @@ def test_img2img_takes_an_odd_sized_rgba_upload(app: App, tmp_path: Path):
 
 def test_load_parameters_from_a_png_fills_the_form_back(app: App):
     gallery, _, _ = app.sample(form(scheduler="euler", options="{}", steps=5, guidance=3.5, seed=7, batch=1))
-    values = app.load_png(gallery[0][0])
+    values = app.load_png(gallery[0][0])  # the zoomed copy carries the same chunks
     assert {k: values[k] for k in ("prompt", "negative_prompt", "scheduler", "steps", "guidance", "seed")} == {
         "prompt": "a photo of the digit seven",
         "negative_prompt": "blurry",
@@ -159,7 +168,7 @@ def test_a_pipeline_record_is_the_txt2img_stage_png_byte_for_byte(app: App):
     records = app.prompt_records()
     gallery, parameters, command = app.pipeline(records[5]["id"], "ddim")  # second image of the second batch
     stage_png = dag.arg("txt2img@ddim", "--out") / "cls" / records[5]["name"] / f"{records[5]['id']}.png"
-    assert Path(gallery[0][0]).read_bytes() == stage_png.read_bytes()
+    assert original(gallery[0][0]).read_bytes() == stage_png.read_bytes()
     assert command == "dvc repro txt2img@ddim" and parameters == Image.open(stage_png).text["parameters"]
 
 
@@ -261,7 +270,7 @@ def test_a_bad_upload_is_one_clear_message(app: App, tmp_path: Path, make, messa
 def test_the_sample_tab_runs_a_stable_diffusion_folder(app: App, tmp_path: Path):
     sd = tiny_stable_diffusion(tmp_path / "tiny-sd")
     gallery, parameters, _ = app.sample(form(model=str(sd), prompt="a cat", steps=2, batch=1, options="{}"))
-    assert Image.open(gallery[0][0]).size == (64, 64) and f"Model: {sd}" in parameters
+    assert Image.open(original(gallery[0][0])).size == (64, 64) and f"Model: {sd}" in parameters
 
 
 def test_experiment_overrides_are_checked_as_params_are(app: App):
@@ -277,6 +286,25 @@ def test_experiment_overrides_are_checked_as_params_are(app: App):
         app.experiments.overrides("generate.steps 30")
     assert app.experiments.check("generate.stepz: 30") == "error: generate.stepz: unknown key; did you mean 'steps'?"
     assert app.experiments.check("generate.steps: 30") == "ok: 1 override(s), valid params"
+
+
+def test_two_revisions_side_by_side_and_the_results_as_the_report_writes_them(tmp_path: Path):
+    """HEAD against itself: no param differs, every variant's metrics are in both columns, formatted as
+    the report formats them; the galleries are what this machine's DVC cache holds of them."""
+    app = App(ROOT, out=tmp_path / "out")
+    differ, metrics, left, right = app.experiments.compare("HEAD", "HEAD", tmp_path)
+    assert differ == []
+    summary = json.loads((ROOT / "metrics" / "summary.json").read_text())["variants"]
+    assert {row[0] for row in metrics} == set(summary) and all(row[2] == row[3] for row in metrics)
+    real_pool = next(r for r in metrics if r[0] == "real_pool" and r[1] == "ResNet accuracy")
+    acc = summary["real_pool"]["accuracy"]
+    assert real_pool[2] == f"{acc['mean']:.3f} ± {acc['ci95']:.3f}"
+    assert real_pool[4].startswith(f"{acc['diff_vs_baseline']['mean']:+.3f} ± ") and ", p_Holm " in real_pool[4]
+    assert len(left) == len(right) and all(Path(p).is_file() for p, _ in left)
+    rows = app.summary_rows()  # the Results tab: no raw floats
+    assert ["real_pool", "ResNet accuracy", real_pool[2], real_pool[4]] in rows
+    with pytest.raises(UserError, match="experiment 'no-such-exp': cannot read params.yaml"):
+        app.experiments.compare("HEAD", "no-such-exp", tmp_path)
 
 
 def test_an_experiments_curves_are_read_at_its_revision():

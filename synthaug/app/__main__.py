@@ -14,7 +14,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     ap.add_argument("--port", type=int, default=7860)
     args = ap.parse_args(argv)
-    from synthaug.app.tabs import build, gradio_offline
+    from synthaug.app.tabs import CSS, build, gradio_offline
 
     gradio_offline(ROOT / ".gradio")
     app = App()
@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         mcp_server=False,
         pwa=False,
         footer_links=[],
+        css=CSS,
         allowed_paths=[str(app.engine.out)],
     )
 

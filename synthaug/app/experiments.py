@@ -233,6 +233,69 @@ class Experiments:
         own = [ln for ln in lines if ln.startswith("error: ")]
         return (own or lines or ["(empty log)"])[-1][:400]
 
+    def read_at(self, name: str, path: Path, mode: str = "r") -> Any:
+        """A file of the repo as it is at experiment or revision ``name`` (DVC's API: git-tracked files
+        from git, DVC-tracked ones from the cache)."""
+        import dvc.api
+
+        try:
+            return dvc.api.read(
+                path.relative_to(self.root).as_posix(), repo=str(self.root), rev=name.strip(), mode=mode
+            )
+        except Exception as exc:  # DVC's own errors: no such revision, no such file there, not in the cache
+            raise UserError(f"experiment {name!r}: cannot read {path.name} ({type(exc).__name__})") from None
+
+    def compare(self, a: str, b: str, out: Path) -> tuple[list[list[Any]], list[list[Any]], list, list]:
+        """Two experiments (or revisions) side by side: the params that differ, each variant's metrics
+        in both (the report's formats), and a gallery of each one's txt2img images — the first of
+        each class from its first scheduler — copied under ``out`` (empty where DVC's cache lacks them)."""
+        from synthaug.layout import Source
+        from synthaug.metrics import METRICS
+        from synthaug.reporting import diff_text, mean_text
+
+        params = {n: flatten(yaml.safe_load(self.read_at(n, self.params_file))) for n in (a, b)}
+        changed = [
+            [k, json.dumps(params[a].get(k)), json.dumps(params[b].get(k))]
+            for k in sorted(params[a].keys() | params[b].keys())
+            if params[a].get(k) != params[b].get(k)
+        ]
+        dag = Dag(self.root)
+        summaries = {n: json.loads(self.read_at(n, dag.arg("summarize", "--out")))["variants"] for n in (a, b)}
+        rows = []
+        for variant in dict.fromkeys([*summaries[a], *summaries[b]]):
+            for m in METRICS:
+                cells = [summaries[n].get(variant, {}).get(m.name) for n in (a, b)]
+                if any(cells):
+                    rows.append(
+                        [
+                            variant,
+                            m.label,
+                            *(mean_text(c) for c in cells),
+                            *(diff_text((c or {}).get("diff_vs_baseline")) for c in cells),
+                        ]
+                    )
+
+        def gallery(name: str) -> list[tuple[str, str]]:
+            from synthaug.app.handlers import shown_at
+
+            first = yaml.safe_load(self.read_at(name, self.params_file))["txt2img"]["schedulers"][0]
+            source = Source(dag.arg(f"txt2img@{first}", "--out"))
+            seen, items = set(), []
+            try:
+                text = self.read_at(name, source.manifest)
+                for r in (json.loads(line) for line in text.splitlines() if line.strip()):
+                    if r["class"] not in seen:
+                        seen.add(r["class"])
+                        path = out / name.replace("/", "_") / Path(r["file"]).name
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_bytes(self.read_at(name, source.cls / r["file"], mode="rb"))
+                        items.append((shown_at(path), f"{name}: {r['name']} ({first})"))
+            except UserError:
+                return []  # its images are not in this machine's DVC cache
+            return items
+
+        return changed, rows, gallery(a), gallery(b)
+
     def curves(self, name: str) -> tuple[Any, Any]:
         """An experiment's ResNet training curves and scheduler study, drawn as the report draws them,
         from the files at that experiment's commit (DVC's API); ``name``: an experiment name or any
@@ -240,15 +303,10 @@ class Experiments:
         import csv
         import io
 
-        import dvc.api
-
         from synthaug.reporting import study_figure, training_curves
 
         def read(path: Path) -> str:
-            try:
-                return dvc.api.read(path.relative_to(self.root).as_posix(), repo=str(self.root), rev=name.strip())
-            except Exception as exc:  # DVC's own errors: no such revision, no such file there
-                raise UserError(f"experiment {name!r}: cannot read {path.name} ({type(exc).__name__})") from None
+            return self.read_at(name, path)
 
         params = yaml.safe_load(read(self.params_file))
         dag = Dag(self.root)

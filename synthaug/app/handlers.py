@@ -11,11 +11,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from synthaug.app.engine import Cancelled, Engine, Request, open_upload
 from synthaug.app.experiments import Experiments, command_line, exp_run_argv, request_overrides
 from synthaug.dag import ROOT, Dag
 from synthaug.errors import UserError
 from synthaug.files import read_json, read_jsonl
+from synthaug.images import save_png
 from synthaug.infotext import parse
 from synthaug.layout import Real
 from synthaug.params import load_params
@@ -92,7 +95,7 @@ class App:
         denoised = ""
         if req.strength is not None:  # SDEdit skips the first (1 - strength) of the schedule
             denoised = f", {effective_steps(req.steps, req.strength)} of {req.steps} steps denoised"
-        gallery = [(str(m.path), f"seed {req.seed + i}{denoised}, {m.seconds:.2f} s") for i, m in enumerate(made)]
+        gallery = [(shown_at(m.path), f"seed {req.seed + i}{denoised}, {m.seconds:.2f} s") for i, m in enumerate(made)]
         return gallery, made[0].parameters, command
 
     def stepper(self, progress: Any, desc: str) -> Any:
@@ -129,7 +132,7 @@ class App:
         else:
             extended = {"txt2img.schedulers": [*params.txt2img.schedulers, scheduler]}
             command = command_line(exp_run_argv(extended, self.experiments.raw_params()))
-        return [(str(made.path), f"{record_id}, {made.seconds:.2f} s")], made.parameters, command
+        return [(shown_at(made.path), f"{record_id}, {made.seconds:.2f} s")], made.parameters, command
 
     def load_png(self, path: str | None) -> dict[str, Any]:
         """A PNG's parameters chunk back into form values (what "load parameters" fills in);
@@ -172,15 +175,38 @@ class App:
         return f'<iframe title="report" srcdoc="{doc}" style="width:100%;height:80vh;border:0"></iframe>'
 
     def summary_rows(self) -> list[list[Any]]:
+        """The summary table as the report writes it: mean ± 95% CI, and the paired difference to the
+        baseline with its interval and Holm-adjusted p (synthaug.reporting's formats)."""
+        from synthaug.metrics import METRICS
+        from synthaug.reporting import diff_text, mean_text
+
         summary = self.dag.arg("summarize", "--out")
         if not summary.is_file():
             return []
+        labels = {m.name: m.label for m in METRICS}
         out = []
         for variant, row in read_json(summary)["variants"].items():
             for metric, m in ((k, v) for k, v in row.items() if isinstance(v, dict) and "mean" in v):
-                d = m.get("diff_vs_baseline", {})
-                out.append([variant, metric, m["mean"], m["ci95"], d.get("mean"), d.get("ci95"), d.get("p_holm")])
+                out.append([variant, labels.get(metric, metric), mean_text(m), diff_text(m.get("diff_vs_baseline"))])
         return out
+
+
+SHOWN_SIDE = 256  # a small image is shown at the largest integer zoom that fits this side
+
+
+def shown_at(path: Path) -> str:
+    """What the gallery shows of an image: the PNG itself, or — under SHOWN_SIDE px — a copy at an
+    integer zoom with every pixel a crisp square (nearest neighbour, the same chunks), in ``preview/``
+    beside it, so a 32 px digit is seen whole, not stretched and cropped by the gallery."""
+    img = Image.open(path)
+    zoom = SHOWN_SIDE // max(img.size)
+    if zoom < 2:
+        return str(path)
+    preview = path.parent / "preview" / path.name
+    preview.parent.mkdir(exist_ok=True)
+    big = img.resize((img.width * zoom, img.height * zoom), Image.Resampling.NEAREST)
+    save_png(big, preview, dict(img.text))
+    return str(preview)
 
 
 def parse_values(axis: str, text: str) -> list[Any]:

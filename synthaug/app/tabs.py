@@ -76,6 +76,11 @@ def shown(fn: Callable) -> Callable:
     return wrapper
 
 
+# Every pixel of a small image a crisp square wherever the browser scales it (the previews are already
+# integer zooms; this keeps Gradio's own resizing from blurring them).
+CSS = "#gallery img, #grid img, #gallery-a img, #gallery-b img { image-rendering: pixelated; }"
+
+
 def build(app: Any) -> Any:
     import gradio as gr
 
@@ -128,7 +133,8 @@ def sample_tab(app: Any) -> tuple[list, dict]:
         generate = gr.Button("Generate", variant="primary", elem_id="generate")
         cancel = gr.Button("Cancel")
     record, make_record = record_row(app)
-    gallery = gr.Gallery(label="images", columns=4, height=320, elem_id="gallery")
+    # whole images (contain, never cropped); small ones arrive at an integer zoom (handlers.shown_at)
+    gallery = gr.Gallery(label="images", columns=4, height=320, object_fit="contain", elem_id="gallery")
     parameters = gr.Textbox(label="parameters (the PNG's chunk)", lines=3, elem_id="parameters")
     command = gr.Textbox(label="copy as command: the pipeline run that makes the same images", lines=2)
     png = gr.File(label="load parameters from a PNG", file_types=[".png"], type="filepath")
@@ -184,7 +190,7 @@ def compare_tab(app: Any, form: list, fields: dict) -> None:
     with gr.Row():
         preset_buttons = [gr.Button(name) for name in PRESETS]
         run_grid = gr.Button("Make grid", variant="primary")
-    grid = gr.Image(label="grid", type="filepath")
+    grid = gr.Image(label="grid", type="filepath", elem_id="grid")
     seconds = gr.Dataframe(label="seconds per image")
 
     @shown
@@ -232,6 +238,21 @@ def experiments_tab(ex: Any) -> None:
     log = gr.Textbox(label="log (dvc queue logs)", lines=10)
     with gr.Row():
         training_plot, study_plot = gr.Plot(label="training curves"), gr.Plot(label="scheduler study")
+    gr.Markdown("**Two side by side**: experiment names or any git revisions (HEAD, a branch, a tag).")
+    with gr.Row():
+        left, right = gr.Textbox("HEAD", label="experiment A"), gr.Textbox("", label="experiment B")
+        compare = gr.Button("Compare")
+    differ = gr.Dataframe(headers=["param", "A", "B"], label="params that differ")
+    metrics = gr.Dataframe(
+        headers=["variant", "metric", "A", "B", "A: Δ vs baseline", "B: Δ vs baseline"], label="metrics"
+    )
+    with gr.Row():
+        left_gallery = gr.Gallery(label="A: txt2img", columns=5, object_fit="contain", elem_id="gallery-a")
+        right_gallery = gr.Gallery(label="B: txt2img", columns=5, object_fit="contain", elem_id="gallery-b")
+    out = ex.root / ".gradio" / "compare"
+    compare.click(
+        shown(lambda a, b: ex.compare(a, b, out)), [left, right], [differ, metrics, left_gallery, right_gallery]
+    )
     validate.click(ex.check, overrides, message)
     queue.click(shown(ex.queue), overrides, message)
     start.click(shown(ex.start), jobs, message)
@@ -246,7 +267,7 @@ def results_tab(app: Any) -> None:
 
     reload = gr.Button("Reload")
     summary = gr.Dataframe(
-        headers=["variant", "metric", "mean", "±95%", "Δ vs baseline", "Δ ±95%", "p (Holm)"],
+        headers=["variant", "metric", "mean ± 95% CI", "Δ vs baseline ± 95% CI, Holm-adjusted p"],
         value=app.summary_rows(),
     )
     report = gr.HTML(app.report_html())
