@@ -131,8 +131,25 @@ def test_a_lora_changes_the_images_and_they_change_back_without_it(tmp_path: Pat
     assert back == plain and "adapters" not in rows[0]
 
 
+@pytest.fixture
+def no_network(monkeypatch) -> list:
+    """Every network attempt in this process fails, and is recorded."""
+    import socket
+
+    attempts: list = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[:2])
+        raise OSError("network disabled by test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", lambda self, *a: refuse(*a))
+    return attempts
+
+
 @pytest.mark.slow
-def test_the_app_samples_a_single_file_with_a_lora_and_an_embedding(tmp_path: Path, sd_files):
+def test_the_app_samples_a_single_file_with_a_lora_and_an_embedding(tmp_path: Path, sd_files, no_network):
     app = App(ROOT, out=tmp_path / "out")
     base = dict(mode="txt2img", model=str(sd_files["folder"]), prompt="a <blot> fox", negative_prompt="")
     base |= dict(scheduler="ddim", options="{}", steps=2, guidance=2.0, seed=3, batch=1, adapters="[]")
@@ -149,3 +166,4 @@ def test_the_app_samples_a_single_file_with_a_lora_and_an_embedding(tmp_path: Pa
     app.engine.params = dataclasses.replace(app.engine.params, generate=g)
     from_file = np.asarray(Image.open(app.sample(base | {"model": str(sd_files["file"])})[0][0][0]).reduce(4))
     assert np.array_equal(from_file, plain)
+    assert no_network == []  # single file, LoRA and embedding all loaded without one network attempt
