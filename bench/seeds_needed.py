@@ -1,0 +1,72 @@
+"""How many seeds each comparison needs: from pilot runs (the committed ``metrics/eval/<variant>.json``),
+the paired difference to the baseline per seed, its observed effect size, and the smallest number of
+seeds that gives a two-sided paired t-test 80 % power at that effect — at alpha 0.05, and at the
+stricter alpha Holm's first step uses for the whole family (0.05 / comparisons).
+
+    python bench/seeds_needed.py [--eval metrics/eval] [--power 0.8] [--alpha 0.05]
+
+An effect measured on few seeds is itself noisy (the sizes it prints are estimates, not guarantees):
+read them as "this comparison is decidable with about n seeds" versus "not at any budget we can pay".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synthaug.metrics import METRICS
+from synthaug.params import BASELINE
+
+
+def power(n: int, effect: float, alpha: float) -> float:
+    """Power of a two-sided paired t-test with ``n`` pairs at standardised effect ``effect``."""
+    df = n - 1
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    nc = effect * np.sqrt(n)
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def seeds_needed(effect: float, alpha: float, target: float, most: int = 200) -> int | None:
+    """The smallest n (≥ 2) reaching ``target`` power, or None if not within ``most``."""
+    if effect == 0:
+        return None
+    return next((n for n in range(2, most + 1) if power(n, abs(effect), alpha) >= target), None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--eval", type=Path, default=Path("metrics/eval"))
+    ap.add_argument("--power", type=float, default=0.8)
+    ap.add_argument("--alpha", type=float, default=0.05)
+    args = ap.parse_args()
+    evals = {p.stem: json.loads(p.read_text()) for p in sorted(args.eval.glob("*.json"))}
+    rows = []
+    for m in METRICS:
+        base = evals[BASELINE][m.model]
+        for variant, e in evals.items():
+            seeds = sorted(k for k in e[m.model] if k.startswith("seed") and k in base)
+            if variant == BASELINE or len(seeds) < 2:
+                continue
+            diffs = np.array([e[m.model][s][m.name] - base[s][m.name] for s in seeds])
+            sd = diffs.std(ddof=1)
+            effect = diffs.mean() / sd if sd > 0 else float("inf")
+            rows.append((m.label, variant, len(seeds), diffs.mean(), sd, effect))
+    family = max(1, len(rows))
+    print(f"{'metric':<16} {'variant':<10} {'seeds':>5} {'mean Δ':>8} {'sd Δ':>7} {'d':>6} "
+          f"{'n at α=' + format(args.alpha, 'g'):>10} {'n at α/' + str(family):>9}")  # fmt: skip
+    for label, variant, n, mean, sd, effect in rows:
+        plain, strict = (
+            seeds_needed(effect, a, args.power) if np.isfinite(effect) else 2 for a in (args.alpha, args.alpha / family)
+        )
+        shown = [str(x) if x is not None else ">200" for x in (plain, strict)]
+        print(f"{label:<16} {variant:<10} {n:>5} {mean:>+8.4f} {sd:>7.4f} {effect:>6.2f} {shown[0]:>10} {shown[1]:>9}")
+
+
+if __name__ == "__main__":
+    main()
