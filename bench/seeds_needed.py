@@ -29,7 +29,13 @@ def power(n: int, effect: float, alpha: float) -> float:
     df = n - 1
     crit = stats.t.ppf(1 - alpha / 2, df)
     nc = effect * np.sqrt(n)
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    upper = stats.nct.sf(crit, df, nc)
+    if not np.isfinite(upper):  # scipy's noncentral t returns nan for some large noncentralities
+        upper = 1 - stats.nct.cdf(crit, df, nc)
+    if not np.isfinite(upper):
+        upper = stats.norm.sf(crit - nc)  # far in the tail the noncentral t is close to a shifted normal
+    lower = stats.nct.cdf(-crit, df, nc)
+    return float(upper + (lower if np.isfinite(lower) else 0.0))
 
 
 def seeds_needed(effect: float, alpha: float, target: float, most: int = 200) -> int | None:
