@@ -25,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from synthaug.errors import UserError
 from synthaug.params import Params
@@ -79,24 +80,24 @@ def _human(n: int) -> str:
     return f"{n:.1f} GB"
 
 
-def _dvc_outs(root: Path) -> dict[str, object]:
-    """Every output DVC knows (stages' and ``.dvc`` files'), by its path relative to ``root``."""
+def _dvc_outs(root: Path) -> dict[str, str | None]:
+    """Every output DVC knows (stages' and ``.dvc`` files'), by its path relative to ``root``, with
+    why DVC could not give it to a queued experiment (None: it can), read while the repo is open."""
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        outs = {}
-        for out in repo.index.outs:
-            outs[Path(out.fs_path).relative_to(root).as_posix()] = out
-        return outs
+        return {Path(out.fs_path).relative_to(root).as_posix(): _dvc_state(out) for out in repo.index.outs}
 
 
-def _dvc_state(out: object) -> str | None:
-    """Why DVC cannot give a queued experiment a ``.dvc``-tracked path (None: it can)."""
-    if out.stage.is_data_source:  # type: ignore[attr-defined]  # a `dvc add`ed path, not a stage's output
-        if not out.hash_info or not out.cache.exists(out.hash_info.value):  # type: ignore[attr-defined]
-            return "its data is not in the DVC cache"
-        if out.status():  # type: ignore[attr-defined]
-            return "it changed since `dvc add` (the queue would use the old version)"
+def _dvc_state(out: Any) -> str | None:
+    """Why DVC cannot give a queued experiment an output (None: it can): a stage's output is made in
+    the copy; a ``dvc add``ed path must have its data in the cache, unchanged since it was added."""
+    if not out.stage.is_data_source:
+        return None
+    if not out.hash_info or not out.cache.exists(out.hash_info.value):
+        return "its data is not in the DVC cache"
+    if out.status():
+        return "it changed since `dvc add` (the queue would use the old version)"
     return None
 
 
@@ -126,11 +127,10 @@ def plan(root: Path, params: Params, deps: Sequence[str], limit: int | None = No
                 f"copy; give it as an absolute path ({(root / path).resolve()})"
             )
         rel = (path.resolve() if path.is_absolute() else (root / path).resolve()).relative_to(root).as_posix()
-        owner = next((o for p, o in outs.items() if rel == p or rel.startswith(p + "/")), None)
+        owner = next((p for p in outs if rel == p or rel.startswith(p + "/")), None)
         if owner is not None:
-            problem = _dvc_state(owner)
-            if problem:
-                raise UserError(f"{rel} ({key}): tracked by DVC, but {problem}; run `dvc add {rel}`")
+            if outs[owner]:
+                raise UserError(f"{rel} ({key}): tracked by DVC, but {outs[owner]}; run `dvc add {owner}`")
             continue
         if any(rel == p or p.startswith(rel + "/") for p in outs):
             continue  # a folder holding stage outputs (the stages make them in the copy too)
