@@ -119,12 +119,7 @@ def sample_tab(app: Any) -> tuple[list, dict]:
         seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
         random_seed = gr.Checkbox(False, label="random seed")
         batch = gr.Slider(1, 8, value=1, step=1, label="batch size")
-        adapters = gr.Textbox(
-            json.dumps(list(params.generate.adapters)),
-            label="adapters (JSON, as generate.adapters)",
-            info='LoRA and textual inversion files: [{"lora": "ink.safetensors", "scale": 0.8}, '
-            '{"textual_inversion": "blot.safetensors", "token": "<blot>"}]',
-        )
+        adapters = adapters_box(params)
     with gr.Row():
         upload = gr.Image(type="filepath", label="img2img source (any size or mode)", image_mode=None)
         real_image = gr.Dropdown(list(app.real_images()), label="…or a real train image")
@@ -133,11 +128,7 @@ def sample_tab(app: Any) -> tuple[list, dict]:
         generate = gr.Button("Generate", variant="primary", elem_id="generate")
         cancel = gr.Button("Cancel")
     record, make_record = record_row(app)
-    # whole images (contain, never cropped); small ones arrive at an integer zoom (handlers.shown_at)
-    gallery = gr.Gallery(label="images", columns=4, height=320, object_fit="contain", elem_id="gallery")
-    parameters = gr.Textbox(label="parameters (the PNG's chunk)", lines=3, elem_id="parameters")
-    command = gr.Textbox(label="copy as command: the pipeline run that makes the same images", lines=2)
-    png = gr.File(label="load parameters from a PNG", file_types=[".png"], type="filepath")
+    gallery, parameters, command, png = made_outputs()
     form = [mode, model, label, prompt, negative, scheduler, options, steps, guidance, seed, random_seed, batch]
     form += [upload, real_image, strength, adapters]
     fields = dict(zip(FORM, form))
@@ -164,6 +155,31 @@ def sample_tab(app: Any) -> tuple[list, dict]:
     label.change(lambda k: k, label, prompt)
     png.upload(on_png, png, [fields[k] for k in PNG_FIELDS] + [strength])
     return form, fields
+
+
+def made_outputs() -> tuple[Any, Any, Any, Any]:
+    """What the Sample tab shows of what it made: the gallery (whole images, never cropped; small ones
+    arrive at an integer zoom, handlers.shown_at), the chunk, the pipeline command, and a PNG drop."""
+    import gradio as gr
+
+    return (
+        gr.Gallery(label="images", columns=4, height=320, object_fit="contain", elem_id="gallery"),
+        gr.Textbox(label="parameters (the PNG's chunk)", lines=3, elem_id="parameters"),
+        gr.Textbox(label="copy as command: the pipeline run that makes the same images", lines=2),
+        gr.File(label="load parameters from a PNG", file_types=[".png"], type="filepath"),
+    )
+
+
+def adapters_box(params: Any) -> Any:
+    """The Sample tab's LoRA and textual-inversion list, as generate.adapters writes it."""
+    import gradio as gr
+
+    return gr.Textbox(
+        json.dumps(list(params.generate.adapters)),
+        label="adapters (JSON, as generate.adapters)",
+        info='LoRA and textual inversion files: [{"lora": "ink.safetensors", "scale": 0.8}, '
+        '{"textual_inversion": "blot.safetensors", "token": "<blot>"}]',
+    )
 
 
 def record_row(app: Any) -> tuple[Any, Any]:
