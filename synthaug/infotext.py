@@ -151,7 +151,9 @@ def exact_chunk(
             "record": dict(record),
             "scheduler": {
                 "class": type(scheduler).__name__,
-                "config": dict(scheduler.config),
+                # diffusers' private keys describe the config object, not the schedule; one of them
+                # (_use_default_values) is a list in set order, which changes from process to process
+                "config": {k: v for k, v in scheduler.config.items() if not k.startswith("_")},
                 "step_options": dict(sampling.step_kwargs),
             },
             "steps": sampling.steps,
