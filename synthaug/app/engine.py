@@ -132,6 +132,29 @@ def open_upload(path: Path) -> Image.Image:
     return open_image(path)
 
 
+SHOWN_SIDE = 256  # a small image is shown at the largest integer zoom that fits this side
+
+
+def shown_at(path: Path) -> str:
+    """What the gallery shows of an image: the PNG itself, or — under SHOWN_SIDE px — a copy at an
+    integer zoom with every pixel a crisp square (nearest neighbour, the same chunks), in ``preview/``
+    beside it, so a 32 px digit is seen whole, not stretched and cropped by the gallery."""
+    img = Image.open(path)
+    zoom = SHOWN_SIDE // max(img.size)
+    if zoom < 2:
+        return str(path)
+    preview = path.parent / "preview" / path.name
+    preview.parent.mkdir(exist_ok=True)
+    big = img.resize((img.width * zoom, img.height * zoom), Image.Resampling.NEAREST)
+    save_png(big, preview, dict(img.text))
+    return str(preview)
+
+
+def model_key(model: str, adapters: Sequence[dict[str, Any]]) -> str:
+    """The cache key of a model with its adapters (backends and model cards are made once each)."""
+    return json.dumps([model, list(adapters)], sort_keys=True)
+
+
 class Engine:
     """The app's state: the validated params, the builtin model's folder, and every model loaded so far."""
 
@@ -152,7 +175,7 @@ class Engine:
         """``model`` with ``adapters`` loaded as the stages load theirs (:func:`backend_for`: every
         ``generate`` key — dtype, size, compile, attention slicing, safety checker, a single file's
         model_config — honoured), once."""
-        key = json.dumps([model, list(adapters)], sort_keys=True)
+        key = model_key(model, adapters)
         if key not in self._backends:
             g = dataclasses.replace(self.params.generate, model=model, adapters=tuple(adapters))
             self._backends[key] = backend_for(g, self.builtin)
@@ -232,7 +255,7 @@ class Engine:
     def model_card(self, model: str, adapters: Sequence[dict[str, Any]] = ()) -> recipes.ModelCard:
         """How the chunks name ``model`` and its ``adapters`` (the builtin as txt2img names it, the
         folder dvc.yaml passes), fingerprinted once: a Stable Diffusion checkpoint holds GBs to hash."""
-        key = json.dumps([model, list(adapters)], sort_keys=True)
+        key = model_key(model, adapters)
         if key not in self._cards:
             dtype = self.params.generate.dtype
             self._cards[key] = recipes.ModelCard.of(model, self.builtin, dtype, self.builtin_label, adapters)

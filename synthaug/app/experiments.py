@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from synthaug.app.engine import Request
+from synthaug.app.engine import Request, shown_at
 from synthaug.dag import Dag
 from synthaug.errors import UserError
 from synthaug.params import Params, ParamsError, parse_params
@@ -177,8 +177,8 @@ class Experiments:
         ``--copy-paths``, the rest refused in one line."""
         from synthaug.queueing import queue_argv
 
-        params = overrides_to_params(self.raw_params(), overrides)
-        return queue_argv(self.root, params, exp_run_argv(overrides, self.raw_params(), queue=True)[4:])
+        raw = self.raw_params()
+        return queue_argv(self.root, overrides_to_params(raw, overrides), exp_run_argv(overrides, raw, queue=True)[4:])
 
     def queue(self, text: str) -> str:
         """Queue the overrides' experiment: DVC's answer, the command, and what was carried."""
@@ -276,8 +276,6 @@ class Experiments:
                     )
 
         def gallery(name: str) -> list[tuple[str, str]]:
-            from synthaug.app.handlers import shown_at
-
             first = yaml.safe_load(self.read_at(name, self.params_file))["txt2img"]["schedulers"][0]
             source = Source(dag.arg(f"txt2img@{first}", "--out"))
             seen, items = set(), []

@@ -11,14 +11,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from synthaug.app.engine import Cancelled, Engine, Request, open_upload
+from synthaug.app.engine import Cancelled, Engine, Request, open_upload, shown_at
 from synthaug.app.experiments import Experiments, command_line, exp_run_argv, request_overrides
 from synthaug.dag import ROOT, Dag
 from synthaug.errors import UserError
 from synthaug.files import read_json, read_jsonl
-from synthaug.images import save_png
 from synthaug.infotext import parse
 from synthaug.layout import Real
 from synthaug.params import load_params
@@ -189,24 +186,6 @@ class App:
             for metric, m in ((k, v) for k, v in row.items() if isinstance(v, dict) and "mean" in v):
                 out.append([variant, labels.get(metric, metric), mean_text(m), diff_text(m.get("diff_vs_baseline"))])
         return out
-
-
-SHOWN_SIDE = 256  # a small image is shown at the largest integer zoom that fits this side
-
-
-def shown_at(path: Path) -> str:
-    """What the gallery shows of an image: the PNG itself, or — under SHOWN_SIDE px — a copy at an
-    integer zoom with every pixel a crisp square (nearest neighbour, the same chunks), in ``preview/``
-    beside it, so a 32 px digit is seen whole, not stretched and cropped by the gallery."""
-    img = Image.open(path)
-    zoom = SHOWN_SIDE // max(img.size)
-    if zoom < 2:
-        return str(path)
-    preview = path.parent / "preview" / path.name
-    preview.parent.mkdir(exist_ok=True)
-    big = img.resize((img.width * zoom, img.height * zoom), Image.Resampling.NEAREST)
-    save_png(big, preview, dict(img.text))
-    return str(preview)
 
 
 def parse_values(axis: str, text: str) -> list[Any]:

@@ -159,7 +159,7 @@ def sample_tab(app: Any) -> tuple[list, dict]:
 
 def made_outputs() -> tuple[Any, Any, Any, Any]:
     """What the Sample tab shows of what it made: the gallery (whole images, never cropped; small ones
-    arrive at an integer zoom, handlers.shown_at), the chunk, the pipeline command, and a PNG drop."""
+    arrive at an integer zoom, engine.shown_at), the chunk, the pipeline command, and a PNG drop."""
     import gradio as gr
 
     return (
