@@ -7,7 +7,8 @@ Outputs: ``--out`` (data/datasets/<variant>): ``cls/{train,synthetic,val}/<class
          real train canvases plus round(ratio × real) synthetic ones, real val; ``variant.json``. No test
          split: only evaluate reads it. Files are hard links where possible. ``--metrics``
          (metrics/assemble/<variant>.json): counts, synthetic images kept/dropped per class.
-Params:  seed, data.image_size, data.channels, variants.<variant>, assemble.*, filter.min_confidence,
+Params:  seed, data.image_size, data.channels, variants.<variant> (``per_class``: the first so many per
+         class), assemble.*, filter.min_confidence,
          prepare.det.min_object_size/max_object_size/max_iou, launch.training.threads (the filter's judge)
 Synthetic images of any size and mode become dataset images as real ones did in prepare; the judge's
 filter drops those it gives less than ``filter.min_confidence`` of their class. Detection canvases are
@@ -54,6 +55,10 @@ def synthetic_images(args: argparse.Namespace, params: Params, classes: list[str
         raise DataError(f"{root}: no synthetic classification images for variant {args.variant}")
     fit = (params.data.image_size, params.data.channels)
     synthetic, filtered = judge_filter(synthetic, classes, args.judge, params.filter.min_confidence, fit)
+    if variant.per_class is not None:  # the first per class: a smaller count is a subset of a larger one
+        synthetic = [
+            item for k in range(len(classes)) for item in [s for s in synthetic if s[1] == k][: variant.per_class]
+        ]
     if wanted and not synthetic:
         raise DataError(
             f"{root}: the filter dropped every synthetic image; lower filter.min_confidence "

@@ -3,12 +3,13 @@
 Inputs:  ``--real`` (data/real: ``cls/test``, ``det/data.yaml`` test split, ``classes.json``),
          ``--resnet`` (models/resnet/<variant>), ``--yolo`` (models/yolo: the variant's detectors
          are ``<variant>/seed<k>`` when it is in ``trials.yolo_variants``)
-Outputs: ``--out`` (metrics/eval/<variant>.json, DVC metrics): per seed, top-1 accuracy, macro-F1
-         and per-class accuracy; mAP50, mAP50-95, per-class AP (Ultralytics' own validator) and the
-         optimiser steps the detector really took; means over seeds. ``--confusion``
-         (plots/confusion/<variant>.csv, a DVC confusion plot): one row per test image and seed,
-         actual and predicted class name.
-Params:  trials.*, train_yolo.model, train_yolo.imgsz,
+Outputs: ``--out`` (metrics/eval/<variant>.json, DVC metrics): ``resnet.<k>shot``, per regime and
+         seed, top-1 accuracy, macro-F1 and per-class accuracy, and means over seeds; ``yolo``: per
+         seed mAP50, mAP50-95, per-class AP (Ultralytics' own validator) and the optimiser steps the
+         detector really took, and means. ``--confusion`` (plots/confusion/<variant>.csv, a DVC
+         confusion plot): one row per test image and seed of the largest regime, actual and predicted;
+         ``machine``: the CPU, CPU capability and threads the classifiers were trained with.
+Params:  trials.*, variants.<variant>.shots, train_yolo.model, train_yolo.imgsz,
          launch.training.threads
 This is the only stage that reads the test split.
 """
@@ -26,8 +27,8 @@ from synthaug.cli import parse_args, pin_threads, run
 from synthaug.detector import load_detector, validate
 from synthaug.errors import DataError
 from synthaug.files import read_json, write_csv, write_json
-from synthaug.layout import Real, Run
-from synthaug.metrics import MODELS, of_model
+from synthaug.layout import Real, Run, regime
+from synthaug.metrics import of_model
 from synthaug.params import load_params
 from synthaug.resnet import load_folder, load_trained, predict
 
@@ -46,6 +47,11 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
     }
 
 
+def with_means(seeds: dict[str, dict], keys: Sequence[str]) -> dict:
+    """The per-seed rows headed by each metric's mean over the seeds (``mean_<metric>``)."""
+    return {f"mean_{k}": round(float(np.mean([s[k] for s in seeds.values()])), 6) for k in keys} | seeds
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(__doc__, argv, "real", "resnet", "yolo", "out", "confusion", variant=str)
     params = load_params(args.params)
@@ -57,13 +63,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise DataError(f"{real.cls('test')}: no test images; run `dvc repro prepare`")
     result: dict = {"resnet": {}, "yolo": {}}
     confusion_rows = []
-    for seed in params.trials.resnet_seeds:
-        net, _ = load_trained(Run.of(args.resnet, seed).root)
-        pred = predict(net, x)[0].argmax(1).numpy()
-        result["resnet"][f"seed{seed}"] = classification_metrics(y.numpy(), pred, classes)
-        confusion_rows += [
-            {"seed": seed, "actual": classes[a], "predicted": classes[p]} for a, p in zip(y.tolist(), pred)
-        ]
+    for shots in params.variants[args.variant].shots or params.trials.shots:  # the regimes it trained in
+        runs = result["resnet"].setdefault(regime(shots), {})
+        for seed in params.trials.resnet_seeds:
+            net, config = load_trained(Run.of(args.resnet, seed, regime(shots)).root)
+            result.setdefault("machine", config.get("machine"))  # where the classifiers were trained
+            pred = predict(net, x)[0].argmax(1).numpy()
+            runs[f"seed{seed}"] = classification_metrics(y.numpy(), pred, classes)
+            if shots == params.trials.shots[-1]:
+                confusion_rows += [
+                    {"seed": seed, "actual": classes[a], "predicted": classes[p]} for a, p in zip(y.tolist(), pred)
+                ]
+        result["resnet"][regime(shots)] = with_means(runs, of_model("resnet"))
     data_yaml = real.det.yaml
     names = yaml.safe_load(data_yaml.read_text())["names"]
     detector_seeds = params.trials.yolo_seeds if args.variant in params.trials.yolo_variants else ()
@@ -80,18 +91,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             "per_class_AP50-95": {names[k]: round(float(ap.get(k, 0.0)), 6) for k in sorted(names)},
             "optimizer_steps": read_json(run_dir.budget)["optimizer_steps"],
         }
-    for model in MODELS:
-        keys, seeds = of_model(model), result[model]
-        if seeds:
-            means = {f"mean_{k}": round(float(np.mean([s[k] for s in seeds.values()])), 6) for k in keys}
-            result[model] = means | seeds
+    if result["yolo"]:
+        result["yolo"] = with_means(result["yolo"], of_model("yolo"))
     write_json(args.out, result)
     write_csv(args.confusion, confusion_rows, ["seed", "actual", "predicted"])
     log.info(
-        "%s: resnet accuracy %.4f, macro-F1 %.4f; yolo mAP50 %s",
+        "%s: resnet accuracy %s; yolo mAP50 %s",
         args.variant,
-        result["resnet"]["mean_accuracy"],
-        result["resnet"]["mean_macro_f1"],
+        ", ".join(f"{r} {m['mean_accuracy']:.4f}" for r, m in result["resnet"].items()),
         result["yolo"].get("mean_mAP50", "(no detector)"),
     )
 

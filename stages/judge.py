@@ -2,7 +2,9 @@
 
 Inputs:  ``--train`` (data/real/cls/pool: real digits disjoint from train/val/test), ``--val``
          (data/real/cls/val), ``--classes`` (data/real/classes.json)
-Outputs: ``--out`` (models/judge): ``model.safetensors``, ``config.json``, ``history.csv`` (a DVC plot)
+Outputs: ``--out`` (models/judge, committed to git like models/builtin, so every machine scores with
+         the same network; ``dvc repro -f judge`` remakes it): ``model.safetensors`` (float16: half
+         the bytes in git; it computes in float32), ``config.json``, ``history.csv`` (a DVC plot)
 Params:  seed, data.image_size, judge.*, launch.training.threads
 It plays the role of the pretrained Inception network of FID or the CLIP model of synthetic-data
 filtering: conditional accuracy, the Fréchet distance (in its penultimate-layer features) and
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     log.info("judge: %d real images, %d steps of %d", len(real[0]), cfg.steps, cfg.batch_size)
     empty = (real[0][:0], real[1][:0])
     history = train(net, real, empty, val, 0.0, cfg, params.seed, desc="judge")
-    save_trained(args.out, net, cfg, history, classes=classes, image_size=params.data.image_size)
+    save_trained(args.out, net, cfg, history, dtype=torch.float16, classes=classes, image_size=params.data.image_size)
     log.info("judge val accuracy %.3f", history[-1]["val_accuracy"])
 
 

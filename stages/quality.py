@@ -1,13 +1,17 @@
 """Stage ``quality_txt2img@<scheduler>`` / ``quality_img2img@<strength>``: how good one synthetic source is.
 
 Inputs:  ``--synthetic`` (data/synthetic/<kind>/<name>: ``cls/`` images + ``cls/manifest.jsonl``),
-         ``--judge`` (models/judge), ``--real`` (data/real: ``cls/val``, ``classes.json``)
+         ``--judge`` (models/judge), ``--real`` (data/real: ``cls/val``, ``classes.json``), ``--reference``
+         (data/real/cls/pool: the real images the scores compare against — the largest split no score is
+         tuned on, the generator's own training digits, as FID scores against a training set)
 Outputs: ``--out`` (metrics/quality/<kind>/<name>.json, DVC metrics):
          ``conditional_accuracy`` — share the judge assigns to their intended class;
-         ``frechet_distance`` — between synthetic and real val images, in the judge's
+         ``frechet_distance`` — between synthetic and reference images, in the judge's
          penultimate-layer features (FID's formula; biased upwards at these sample sizes, so
-         compare sources at equal counts only); ``cas`` — classification accuracy score: a ResNet
-         trained on the synthetic images alone with train_resnet's budget, tested on real val.
+         compare sources at equal counts only); ``kid`` and ``kid_std`` — the kernel inception
+         distance in the same features (unbiased), its mean and spread over 100 subsets; ``cas`` —
+         classification accuracy score: a ResNet trained on the synthetic images alone with
+         train_resnet's budget, tested on real val.
          No seconds: sampling cost is measured by the generation stage (timings/), so a rerun that
          makes the same images reruns nothing here.
 Params:  seed, data.image_size, data.channels (images of any size are scored as assemble converts
@@ -47,7 +51,7 @@ def classification_accuracy_score(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__, argv, "synthetic", "judge", "real", "out")
+    args = parse_args(__doc__, argv, "synthetic", "judge", "real", "reference", "out")
     params = load_params(args.params)
     pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
     real, source = Real(args.real), Source(args.synthetic)
@@ -61,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     images, labels = load_images([f for f, _ in files], fit), torch.tensor([k for _, k in files])
     judge, _ = load_trained(args.judge)
     val = load_folder(real.cls("val"), classes)
-    _, real_features = predict(judge, val[0])
+    _, real_features = predict(judge, load_folder(args.reference, classes)[0])
     result = judge_scores(judge, images, labels.tolist(), real_features)
     result["cas"] = round(classification_accuracy_score(images, labels, val, classes, params), 6)
     write_json(args.out, result)

@@ -5,11 +5,14 @@ Inputs:  ``--summary`` (metrics/summary.json), ``--study-plot`` (plots/study.csv
          (data/synthetic), ``--datasets`` (data/datasets: X-Paste canvases), ``--curves``
          (plots/train_resnet: training histories), ``--params``; ``--timings`` (timings/: seconds per image,
          shown, not depended on — wall-clock numbers would rerun the report after every rerun)
-Outputs: ``--markdown`` (report/results.md) and ``--study-png`` (report/study.png): the tables
-         and the scheduler-study plot, for the README;
+Outputs: ``--markdown`` (report/results.md), ``--study-png`` (report/study.png), ``--shots-png``
+         (report/shots.png: accuracy against real shots per class) and ``--exchange-png``
+         (report/exchange.png: what each synthetic source is worth in real images): the tables and
+         figures, for the README;
          ``--out`` (report/index.html): galleries (same prompts and seeds per scheduler and step
          count; img2img strengths next to their source, boxes drawn; X-Paste canvases), the
-         results table (gain vs baseline with 95% CI), synthetic-data quality, where each real
+         headline figures, the verdict per regime, the results tables per regime (gain vs baseline
+         with 95% CI), synthetic-data quality, where each real
          split came from (data/real/splits.json), the scheduler study (table and plots),
          provenance (model, params hash, git revision, per-stage timings).
 Params:  report.*, study.steps, generate, variants, txt2img.schedulers, img2img.strengths
@@ -32,6 +35,7 @@ from synthaug.reporting import (
     curves_section,
     data_section,
     galleries,
+    headline_section,
     markdown,
     provenance,
     quality_table,
@@ -56,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "out",
         "markdown",
         "study-png",
+        "shots-png",
+        "exchange-png",
     )
     args = parse_args(__doc__, argv, *names)
     params = load_params(args.params)
@@ -66,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with open(args.study_plot) as fh:
         study_rows = list(csv.DictReader(fh))
     with_seconds(summary, study_rows, Timings(args.timings))
-    for path in (args.out, args.markdown, args.study_png):
+    for path in (args.out, args.markdown, args.study_png, args.shots_png, args.exchange_png):
         path.parent.mkdir(parents=True, exist_ok=True)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>synthaug report</title>
@@ -78,13 +84,14 @@ images, the same budget for every variant (the detectors: the same optimiser ste
 test split — which no other stage reads: quality, CAS and the study score against val. The builtin generator
 learned from the labelled pool of real digits; the <code>real/pool</code> variant shows what the same number of
 those real images gives.</p>
-<h2 id="results-heading">Results</h2>{results_table(summary)}
+<h2 id="results-heading">Results</h2>{headline_section(summary, args.shots_png, args.exchange_png)}
+{results_table(summary)}
 <h3>ResNet training curves</h3>{curves_section(args.curves, params)}
 <h2>Synthetic-data quality</h2>{quality_table(summary)}
 <h2>Data</h2>{data_section(args.real)}
 <h2>Scheduler study</h2>{study_section(study_rows, args.study_png)}
 <h2 id="galleries">Galleries</h2>{galleries(args, params, classes)}
-<h2>Provenance</h2>{provenance(args.params, params)}
+<h2>Provenance</h2>{provenance(args.params, params, summary.get("machines"))}
 </body></html>
 """
     write_text(args.out, page)

@@ -2,13 +2,15 @@
 
 Inputs:  ``--prompts`` (data/prompts.jsonl: the first ``study.per_class`` records of each class,
          same prompts and seeds for every scheduler), the model (as txt2img), ``--judge``
-         (models/judge), ``--real-val`` (data/real/cls/val), ``--classes``
+         (models/judge), ``--reference`` (data/real/cls/pool: the largest real split no score is
+         tuned on — the generator's own training digits, as FID scores against a training set), ``--classes``
 Outputs: ``--out`` (data/study/<scheduler>/<steps>/<class>/<id>.png: the report's galleries, each
          with txt2img's ``parameters`` chunk — the same recipe, synthaug.recipes);
          ``--metrics`` (metrics/study/<scheduler>.json, DVC metrics): per step count, conditional
-         accuracy and Fréchet distance to real val images (judge features; never test, since the
-         study exists to choose); ``--timings`` (timings/study/<scheduler>.json): seconds per image
-         per step count (wall-clock, so kept apart: nothing depends on it)
+         accuracy, Fréchet distance and KID (with its spread over subsets) to the reference images
+         (judge features; never test, since the study exists to choose); ``--timings``
+         (timings/study/<scheduler>.json): seconds per image per step count (wall-clock, so kept
+         apart: nothing depends on it)
 Params:  generate.*, schedulers.<scheduler>, study.*, launch.sampling.threads (as txt2img),
          data.image_size, data.channels (images are scored as assemble converts them)
 """
@@ -46,7 +48,7 @@ def first_per_class(records: list[dict], per_class: int) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    paths = ("prompts", "builtin", "judge", "real-val", "classes", "out", "metrics", "timings")
+    paths = ("prompts", "builtin", "judge", "reference", "classes", "out", "metrics", "timings")
     args = parse_args(__doc__, argv, *paths, scheduler=str)
     params = load_params(args.params)
     g, study = params.generate, params.study
@@ -61,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     backend = backend_for(g, args.builtin)
     model = recipes.ModelCard.of(g.model, args.builtin, g.dtype, adapters=g.adapters)  # as txt2img's chunks name it
     judge, _ = load_trained(args.judge)
-    _, real_features = predict(judge, load_folder(args.real_val, classes)[0])
+    _, real_features = predict(judge, load_folder(args.reference, classes)[0])
     result, timings = {}, {}
     with atomic_dir(args.out) as tmp:
         for steps in study.steps:
@@ -87,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "steps": steps,
                 "conditional_accuracy": scores["conditional_accuracy"],
                 "frechet_distance": scores["frechet_distance"],
+                "kid": scores["kid"],
+                "kid_std": scores["kid_std"],
             }
             timings[f"steps_{steps}"] = {"steps": steps, "seconds_per_image": round(seconds / len(records), 5)}
             log.info("%s, %d steps: %s, %s", args.scheduler, steps, result[f"steps_{steps}"], timings[f"steps_{steps}"])

@@ -2,17 +2,22 @@
 
 Inputs:  ``--eval`` (metrics/eval/<variant>.json), ``--quality`` (metrics/quality/<kind>/<name>.json),
          ``--study`` (metrics/study/<scheduler>.json), ``--survival`` (metrics/survival/<strength>.json)
-Outputs: ``--out`` (metrics/summary.json, DVC metrics): per variant and metric (accuracy, macro_f1,
-         mAP50, mAP50-95; mAP only for the variants in ``trials.yolo_variants``), the mean over seeds
-         with its 95% confidence half-width (Student t); ``diff_vs_baseline`` — the paired difference
-         to ``baseline`` (same seed) with its half-width, its two-sided paired t-test ``p_value`` and
-         ``p_holm``, Holm's step-down adjustment over every variant compared on that metric, and
-         ``beats_baseline`` (mean > 0 and p_holm < 0.05); ``diff_vs_real`` — the same against the
-         real reference variant (source ``real/pool``), with ``worth_vs_real``, the synthetic gain
-         over the real one's; the detector budgets (optimiser steps per run, and whether they are
-         all equal); the quality scores of each synthetic source. ``--study-plot``
-         (plots/study.csv): one row per scheduler and step count, drawn by the ``study`` template.
-Params:  variants, trials.*, txt2img.schedulers,
+Outputs: ``--out`` (metrics/summary.json, DVC metrics): ``regimes.<k>shot.<variant>.<metric>`` —
+         per regime (``trials.shots``; mAP only at the largest, for ``trials.yolo_variants``) the
+         mean over seeds with its 95% confidence half-width (Student t); ``diff_vs_baseline``, the
+         paired difference to ``baseline`` (same seed, same real images) with its half-width, its
+         two-sided paired t-test ``p_value``, ``p_holm`` (Holm's step-down adjustment over the
+         verdict's family — accuracy and mAP50-95 in every regime, but for the smaller real-pool
+         variants, the exchange-rate curve's points, a family of their own; each other metric is a
+         family of its own) and ``beats_baseline`` (mean > 0 and p_holm < 0.05); ``diff_vs_real``, the same
+         against the real reference (the largest real-pool variant). ``exchange.<k>shot``: the curve
+         of accuracy against extra real images per class and, per synthetic variant, the real images
+         it is worth with a bootstrap interval. ``variants`` (source, ratio, per_class), ``families``
+         (Holm family sizes), the detector budgets (optimiser steps per run, and whether they are all
+         equal), ``machines`` (the CPU, capability and threads the classifiers were trained on), the
+         quality scores of each synthetic source. ``--study-plot`` (plots/study.csv): one
+         row per scheduler and step count, drawn by the ``study`` template.
+Params:  seed, variants, real_pool.per_class, trials.*, txt2img.schedulers,
          img2img.strengths, img2img.det
 A half-width or p-value is null when there is only one seed: one run gives no interval.
 """
@@ -24,8 +29,8 @@ from collections.abc import Sequence
 
 from synthaug.cli import parse_args, run
 from synthaug.files import read_json, write_csv, write_json
-from synthaug.params import BASELINE, load_params
-from synthaug.stats import ALPHA, adjust, compare
+from synthaug.params import load_params
+from synthaug.stats import ALPHA, adjust, compare, curve_points, exchange_rates, headline, reference_of
 
 log = logging.getLogger("summarize")
 
@@ -34,9 +39,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(__doc__, argv, "eval", "quality", "study", "survival", "out", "study-plot")
     params = load_params(args.params)
     evals = {v: read_json(args.eval / f"{v}.json") for v in params.variants}
-    reference = next((v for v, cfg in params.variants.items() if cfg.source == "real/pool"), None)
-    variants = compare(params, evals, reference)
-    adjust(variants, reference)
+    regimes = compare(params, evals)
+    families = adjust(regimes, curve_points(params))
+    exchange = exchange_rates(params, evals)
     steps = {
         v: [evals[v]["yolo"][f"seed{s}"]["optimizer_steps"] for s in params.trials.yolo_seeds]
         for v in params.trials.yolo_variants
@@ -56,21 +61,40 @@ def main(argv: Sequence[str] | None = None) -> None:
         for scheduler in params.txt2img.schedulers
         for point in read_json(args.study / f"{scheduler}.json").values()
     ]
+    machines = []  # the machines the classifiers were trained on (one, unless runs were mixed)
+    for e in evals.values():
+        if e.get("machine") not in machines:
+            machines.append(e.get("machine"))
+    variants = {v: {"source": c.source, "ratio": c.ratio, "per_class": c.per_class} for v, c in params.variants.items()}
     write_json(
-        args.out, {"variants": variants, "reference": reference, "alpha": ALPHA, "budget": budget, "quality": quality}
+        args.out,
+        {
+            "regimes": regimes,
+            "headline": headline(params),
+            "exchange": exchange,
+            "variants": variants,
+            "reference": reference_of(params),
+            "alpha": ALPHA,
+            "families": families,
+            "budget": budget,
+            "machines": machines,
+            "quality": quality,
+        },
     )
     write_csv(args.study_plot, study_rows)
-    for v, row in variants.items():
-        if v != BASELINE:
-            d = row["accuracy"]["diff_vs_baseline"]
-            log.info(
-                "%s: accuracy %+.4f ± %s vs baseline (p %s, Holm %s)",
-                v,
-                d["mean"],
-                d["ci95"],
-                d["p_value"],
-                d["p_holm"],
-            )
+    for r, rows in regimes.items():
+        for v, row in rows.items():
+            if "diff_vs_baseline" in row["accuracy"]:
+                d = row["accuracy"]["diff_vs_baseline"]
+                log.info(
+                    "%s %s: accuracy %+.4f ± %s vs baseline (p %s, Holm %s)",
+                    r,
+                    v,
+                    d["mean"],
+                    d["ci95"],
+                    d["p_value"],
+                    d["p_holm"],
+                )
 
 
 if __name__ == "__main__":

@@ -1,16 +1,23 @@
-"""Stage ``train_resnet@<variant>``: a torchvision ResNet per seed on one variant's training set.
+"""Stage ``train_resnet@<variant>``: a torchvision ResNet per regime and seed on one variant's training set.
 
 Inputs:  ``--data`` (data/datasets/<variant>): ``cls/train`` (real), ``cls/synthetic``, ``cls/val``
-Outputs: ``--out`` (models/resnet/<variant>): ``seed<k>/model.safetensors``, ``seed<k>/config.json``
-         (the resolved config); ``--history`` (plots/train_resnet/<variant>, DVC plots):
-         ``seed<k>.csv`` (step, train loss, val accuracy)
-Params:  train_resnet.*, trials.resnet_seeds, variants.<variant>.ratio, data.image_size, launch.training.processes,
-         launch.training.threads
-Every seed of a variant trains in this one process (one start-up, one dataset load); each run is
-the one a process of its own would make: the seed alone fixes its initial weights and batches.
-Every variant gets the same fixed budget — steps, batch size, schedule — so a gain cannot come
-from training longer; each batch draws round(batch × ratio / (1 + ratio)) synthetic images and the
-rest real ones. Deterministic on CPU for a given seed, process count and thread count. Under
+Outputs: ``--out`` (models/resnet/<variant>): ``<k>shot/seed<s>/model.safetensors``, ``config.json``
+         (the resolved config, the real files it saw, the machine: CPU, torch's CPU capability,
+         threads); ``--history`` (plots/train_resnet/<variant>,
+         DVC plots): ``<k>shot/seed<s>.csv`` (step, train loss, val accuracy)
+Params:  train_resnet.*, trials.shots, trials.resnet_seeds, variants.<variant> (source, ratio, shots),
+         data.image_size, launch.training.processes, launch.training.threads (DDP), launch.runs.threads
+         (one process: each run's threads; launch.runs.workers, how many run at once, changes no result)
+A regime is ``k`` real train images per class (``variants.<variant>.shots``, else ``trials.shots``):
+seed ``s`` draws them from the train split (all of them when ``k`` is its size), the same draw for
+every variant, so a variant and the baseline of one seed see the same real images (paired) and the
+interval over seeds covers which real images were chosen. An img2img variant keeps only the
+variants of those ``k`` images. Every run of a variant trains in this one process (one start-up,
+one dataset load); each run is the one a process of its own would make: the seed and ``k`` alone
+fix its images, initial weights and batches. Every variant and regime gets the same fixed budget —
+steps, batch size, schedule — so a gain cannot come from training longer; each batch draws
+round(batch × ratio / (1 + ratio)) synthetic images and the rest real ones. Deterministic on CPU
+for a given seed, process count and thread count. Under
 ``python -m synthaug.launch training`` it is DDP over launch.training.processes processes with
 the same global batch and steps; the main process alone writes ``--out``.
 """
@@ -20,63 +27,115 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from synthaug.cli import parse_args, run
+from synthaug.cli import parse_args, pin_threads, run
 from synthaug.errors import DataError
+from synthaug.images import image_folder
 from synthaug.launch import process_group
-from synthaug.layout import Dataset, Run, history_file
+from synthaug.layout import Dataset, Run, history_file, regime
 from synthaug.params import Params, ParamsError, load_params
-from synthaug.resnet import build_resnet, load_folder, save_trained, train
+from synthaug.provenance import machine
+from synthaug.resnet import build_resnet, load_images, save_trained, train
 
 log = logging.getLogger("train_resnet")
+SPLITS = ("train", "synthetic", "val")
 
 
-def load_dataset(data: Path, variant: str, image_size: int) -> tuple[list[str], tuple, tuple, tuple]:
-    """The variant's class names and its real train, synthetic and val images (as tensors)."""
+def load_dataset(data: Path, variant: str, image_size: int) -> tuple[list[str], dict[str, list], dict[str, tuple]]:
+    """The variant's class names, and per split (real train, synthetic, val) its (file, class) list
+    and its images and labels as tensors."""
     dataset = Dataset(data)
     classes = dataset.classes()
-    real, synthetic, val = (load_folder(dataset.cls(s), classes) for s in ("train", "synthetic", "val"))
-    if not len(real[0]) or not len(val[0]):
+    files = {s: image_folder(dataset.cls(s), classes) if dataset.cls(s).is_dir() else [] for s in SPLITS}
+    if not files["train"] or not files["val"]:
         raise DataError(f"{dataset.cls('')}: no train or val images; run `dvc repro assemble@{variant}`")
-    if real[0].shape[-1] != image_size:
+    tensors = {
+        s: (load_images([f for f, _ in files[s]]), torch.tensor([k for _, k in files[s]], dtype=torch.long))
+        for s in SPLITS
+    }
+    if tensors["train"][0].shape[-1] != image_size:
         raise DataError(
-            f"{dataset.cls('')}: images are {real[0].shape[-1]} px, data.image_size is {image_size}; rerun prepare"
+            f"{dataset.cls('')}: images are {tensors['train'][0].shape[-1]} px, data.image_size is {image_size}; "
+            "rerun prepare"
         )
-    return classes, real, synthetic, val
+    return classes, files, tensors
 
 
-def train_seed(args: argparse.Namespace, params: Params, group: Any, data: tuple, seed: int) -> None:
-    """One seed's run, as a stage of its own would make it: the seed fixes the initial weights and
-    every batch, so a run is the same whichever seeds share the process."""
-    cfg, ratio = params.train_resnet, params.variants[args.variant].ratio
-    classes, real, synthetic, val = data
+def draw_shots(files: list[tuple[Path, int]], n_classes: int, shots: int, seed: int, where: Path) -> np.ndarray:
+    """Indices of ``shots`` real train images per class: all of a class when it has exactly that many,
+    else a draw fixed by (seed, shots) alone — the same for every variant, so runs pair by seed."""
+    rng = np.random.default_rng([seed, shots])
+    chosen = []
+    for k in range(n_classes):
+        idx = np.array([i for i, (_, label) in enumerate(files) if label == k])
+        if len(idx) < shots:
+            raise DataError(
+                f"{where}: class {k} has {len(idx)} train images, trials.shots asks for {shots}; lower trials.shots"
+            )
+        chosen.append(idx if len(idx) == shots else np.sort(rng.choice(idx, shots, replace=False)))
+    return np.concatenate(chosen)
+
+
+def regime_data(data: tuple, shots: int, seed: int, img2img: bool, where: Path) -> tuple[tuple, tuple, list[str]]:
+    """The real and synthetic (images, labels) one run of ``shots`` per class trains on, and the real
+    files' names; img2img's synthetic images are only the variants of the chosen real images."""
+    classes, files, tensors = data
+    chosen = draw_shots(files["train"], len(classes), shots, seed, where)
+    names = [files["train"][i][0].stem for i in chosen]
+    x, y = tensors["synthetic"]
+    if img2img and len(x):  # a variant is named <real image>-v<k>.png (synthaug.layout.variant_name)
+        keep = set(names)
+        sel = torch.tensor([f.stem.rsplit("-v", 1)[0] in keep for f, _ in files["synthetic"]], dtype=torch.bool)
+        x, y = x[sel], y[sel]
+    index = torch.from_numpy(chosen)
+    return (tensors["train"][0][index], tensors["train"][1][index]), (x, y), names
+
+
+def train_run(args: argparse.Namespace, params: Params, group: Any, data: tuple, shots: int, seed: int) -> None:
+    """One run, as a stage of its own would make it: ``shots`` and the seed fix its real images,
+    initial weights and every batch, so a run is the same whichever runs share the process."""
+    cfg, variant = params.train_resnet, params.variants[args.variant]
+    ratio = variant.ratio
+    classes, val = data[0], data[2]["val"]
+    real, synthetic, names = regime_data(data, shots, seed, variant.source.startswith("img2img/"), args.data)
     torch.manual_seed(seed)
     net = build_resnet(cfg, len(classes)).to(group.device if group.num_processes > 1 else cfg.device)
     t0 = time.perf_counter()
-    history = train(net, real, synthetic, val, ratio, cfg, seed, desc=f"resnet {args.variant}/{seed}", group=group)
+    desc = f"resnet {args.variant}/{regime(shots)}/{seed}"
+    history = train(net, real, synthetic, val, ratio, cfg, seed, desc=desc, group=group)
     seconds = time.perf_counter() - t0
     if group.is_main_process:
-        run = Run.of(args.out, seed)
+        run = Run.of(args.out, seed, regime(shots))
         save_trained(
             run.root,
             net.cpu(),
             cfg,
             history,
-            history_file(args.history, seed),
+            history_file(args.history, seed, regime(shots)),
             variant=args.variant,
             seed=seed,
+            shots=shots,
             ratio=ratio,
             classes=classes,
             image_size=params.data.image_size,
+            real_images=len(real[0]),
+            synthetic_images=len(synthetic[0]),
+            real_files=names,
+            machine=machine(),  # the CPU and kernels its floating-point results came from
         )
         log.info(
-            "seed %d: final val accuracy %.3f; %.0f s, %.1f images/s; wrote %s",
+            "%s seed %d: final val accuracy %.3f; %.0f s, %.1f images/s; wrote %s",
+            regime(shots),
             seed,
             history[-1]["val_accuracy"],
             seconds,
@@ -85,7 +144,9 @@ def train_seed(args: argparse.Namespace, params: Params, group: Any, data: tuple
         )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def setup(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Params, Any, tuple]:
+    """The stage's arguments, params, process group and dataset, with torch's threads pinned: the
+    training processes' (DDP) or, in one process, each run's (``launch.runs.threads``)."""
     args = parse_args(__doc__, argv, "data", "out", "history", variant=str)
     params = load_params(args.params)
     cfg = params.train_resnet
@@ -99,24 +160,60 @@ def main(argv: Sequence[str] | None = None) -> None:
             "processes run; start the stage with `python -m synthaug.launch training ...` (dvc.yaml "
             "does), or set processes to the number launched"
         )
+    if group.num_processes == 1:
+        pin_threads(params.launch.runs.threads)
     if cfg.device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     torch.use_deterministic_algorithms(True)
-    data = load_dataset(args.data, args.variant, params.data.image_size)
+    return args, params, group, load_dataset(args.data, args.variant, params.data.image_size)
+
+
+_worker: tuple = ()  # a worker process's (args, params, group, data), loaded once by start_worker
+
+
+def start_worker(argv: Sequence[str]) -> None:
+    global _worker
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    _worker = setup(argv)
+
+
+def work(shots: int, seed: int) -> None:
+    args, params, group, data = _worker
+    train_run(args, params, group, data, shots, seed)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, params, group, data = setup(argv)
+    cfg, workers = params.train_resnet, params.launch.runs.workers
+    regimes = params.variants[args.variant].shots or params.trials.shots  # variants.<v>.shots: some of them
+    runs = [(shots, seed) for shots in regimes for seed in params.trials.resnet_seeds]
+    workers = min(workers, len(runs)) if group.num_processes == 1 and cfg.device == "cpu" else 1
     if group.is_main_process:
         log.info(
-            "%s: %d real + %d synthetic images (ratio %g), seeds %s, %d steps of %d over %d process(es)",
+            "%s: %d real + %d synthetic images (ratio %g), shots %s, seeds %s, %d steps of %d; %s",
             args.variant,
-            len(data[1][0]),
-            len(data[2][0]),
+            len(data[1]["train"]),
+            len(data[1]["synthetic"]),
             params.variants[args.variant].ratio,
+            ", ".join(map(str, regimes)),
             ", ".join(map(str, params.trials.resnet_seeds)),
             cfg.steps,
             cfg.batch_size,
-            group.num_processes,
+            f"DDP over {group.num_processes} processes"
+            if group.num_processes > 1
+            else f"{workers} run(s) at once of {params.launch.runs.threads} thread(s)",
         )
-    for seed in params.trials.resnet_seeds:
-        train_seed(args, params, group, data, seed)
+    if workers == 1:
+        for shots, seed in runs:
+            train_run(args, params, group, data, shots, seed)
+        return
+    # spawn, not fork: a forked child of a process whose OpenMP pool has started can hang
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=start_worker, initargs=(argv,)
+    ) as pool:
+        for done in [pool.submit(work, shots, seed) for shots, seed in runs]:
+            done.result()  # a run's error (one line, as in one process) stops the stage
 
 
 if __name__ == "__main__":

@@ -176,6 +176,11 @@ class Run:
         return self.root / "budget.json"
 
 
+def regime(shots: int) -> str:
+    """A regime's name — its folder under a ResNet trainer's outputs and its key in the metrics."""
+    return f"{shots}shot"
+
+
 def history_file(histories: Path, seed: int, variant: str = "") -> Path:
     """A run's training history in a DVC plots folder (``<histories>/[<variant>/]seed<k>.csv``),
     kept apart from its weights so the plots stay in git and the weights in DVC's cache."""

@@ -231,6 +231,12 @@ class Img2ImgParams:
 class VariantParams:
     source: str
     ratio: float = bounded(ge=0, le=16)
+    # at most this many of the source's classification images per class (the first, by name: so a
+    # smaller count is a subset of a larger one, as a curve of real_pool sizes needs); null: all
+    per_class: int | None = field(default=None, metadata={"ge": 1})
+    # the regimes it trains in, a subset of trials.shots (null: every one): the smaller real pools
+    # need only the regime their curve is read in
+    shots: tuple[int, ...] | None = None
 
     def validate(self, where: str) -> None:
         kind, _, name = self.source.partition("/")
@@ -240,6 +246,8 @@ class VariantParams:
             )
         if self.source == "none" and self.ratio != 0:
             raise ParamsError(f"{where}.ratio: {self.ratio} synthetic per real image, but source is none; set it to 0")
+        if self.source == "none" and self.per_class is not None:
+            raise ParamsError(f"{where}.per_class: {self.per_class}, but source is none; remove it")
 
 
 @dataclass(frozen=True)
@@ -291,11 +299,14 @@ class TrialsParams:
     """The training stages' axes — which runs there are — apart from how each one trains (the
     train_resnet and train_yolo budgets), so that dvc.yaml declares each budget whole."""
 
+    shots: tuple[int, ...]  # the regimes: real train images per class each ResNet run sees
     resnet_seeds: tuple[int, ...]
     yolo_seeds: tuple[int, ...]
     yolo_variants: tuple[str, ...]
 
     def validate(self, where: str) -> None:
+        if not self.shots or any(k < 1 for k in self.shots) or list(self.shots) != sorted(set(self.shots)):
+            raise ParamsError(f"{where}.shots: {list(self.shots)} must be increasing shot counts (>= 1), at least one")
         _check_seeds(self.resnet_seeds, f"{where}.resnet_seeds")
         _check_seeds(self.yolo_seeds, f"{where}.yolo_seeds")
 
@@ -386,9 +397,28 @@ class LaunchParams:
 
 
 @dataclass(frozen=True)
+class RunsParams:
+    """train_resnet's independent runs (regime × seed) on one machine: ``workers`` at once, each in a
+    process of ``threads`` torch threads. A run's result depends on ``threads`` alone (never on
+    ``workers``): on a 2-core CPU two 1-thread runs at once train 1.4× as many runs an hour as one
+    2-thread run, whose small convolutions cannot keep both cores busy (bench/train_flops.py)."""
+
+    workers: int = bounded(ge=1, le=1024)
+    threads: int = bounded(ge=1, le=1024)
+
+
+@dataclass(frozen=True)
 class LaunchSections:
     sampling: LaunchParams
     training: LaunchParams
+    runs: RunsParams
+
+    def validate(self, where: str) -> None:
+        if self.runs.workers > 1 and self.training.processes > 1:
+            raise ParamsError(
+                f"{where}.runs.workers: {self.runs.workers} parallel runs, but launch.training.processes "
+                f"({self.training.processes}) already trains each run over several processes; set one of them to 1"
+            )
 
 
 @dataclass(frozen=True)
@@ -432,6 +462,14 @@ class Params:
                     + _suggest(variant.source, generated)
                     + f" (generated: {', '.join(sorted(generated))})"
                 )
+            makes = {"real": self.real_pool.per_class, "txt2img": self.prompts.per_class}.get(
+                variant.source.split("/")[0]
+            )
+            if variant.per_class is not None and makes is not None and variant.per_class > makes:
+                raise ParamsError(
+                    f"variants.{name}.per_class: {variant.per_class} is more than {variant.source} makes per class "
+                    f"({makes}); lower it"
+                )
         if BASELINE not in self.variants or self.variants[BASELINE].source != "none":
             raise ParamsError(
                 "variants.baseline: required, with source: none (real data only) — gains are measured against it"
@@ -472,6 +510,20 @@ class Params:
             raise ParamsError(
                 f"real_pool.per_class: {self.real_pool.per_class} is more than the pool holds "
                 f"(prepare.pool_per_class: {self.prepare.pool_per_class})"
+            )
+        for name, variant in self.variants.items():
+            extra = sorted(set(variant.shots or ()) - set(self.trials.shots))
+            if extra or variant.shots == ():
+                raise ParamsError(
+                    f"variants.{name}.shots: {list(variant.shots or ())} must be some of trials.shots "
+                    f"({list(self.trials.shots)}), at least one"
+                )
+            if name == BASELINE and variant.shots is not None:
+                raise ParamsError("variants.baseline.shots: the baseline trains in every regime; remove it")
+        if self.data.source == "embedded" and self.trials.shots[-1] > self.prepare.shots_per_class:
+            raise ParamsError(
+                f"trials.shots: {self.trials.shots[-1]} shots is more than the train split holds "
+                f"(prepare.shots_per_class: {self.prepare.shots_per_class})"
             )
         world = self.launch.training.processes
         if self.train_resnet.batch_size % world:
@@ -568,6 +620,9 @@ def _convert_dataclass(value: Any, cls: type, where: str) -> Any:
             raise ParamsError(f"{prefix}{key}: unknown key" + _suggest(str(key), known))
     kwargs = {}
     for f in dataclasses.fields(cls):
+        if f.name not in value and f.default is not dataclasses.MISSING:  # an optional key
+            kwargs[f.name] = f.default
+            continue
         if f.name not in value:
             raise ParamsError(f"{prefix}{f.name}: missing key (expected {_type_name(hints[f.name])})")
         kwargs[f.name] = convert(value[f.name], hints[f.name], prefix + f.name)

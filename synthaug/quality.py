@@ -1,5 +1,5 @@
 """Scores of synthetic images against real ones, in the judge's eyes (stages quality and study)
-and of detectors (evaluate, quality): conditional accuracy, Fréchet distance, statistics; and the
+and of detectors (evaluate, quality): conditional accuracy, Fréchet distance, KID, statistics; and the
 judge's filter of synthetic images (assemble)."""
 
 from __future__ import annotations
@@ -38,6 +38,29 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
 
 
+def kernel_inception_distance(
+    a: np.ndarray, b: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """KID (Bińkowski et al. 2018, as torchmetrics and clean-fid compute it): the unbiased MMD² with the
+    cubic polynomial kernel k(x, y) = (x·y / d + 1)³, averaged over ``subsets`` random subsets of
+    min(``subset_size``, len(a), len(b)) features of each set; returns the mean and the standard
+    deviation over subsets. Unbiased at any sample size, unlike the Fréchet distance, so sources
+    of different sizes compare, and its spread says how far two sources must differ to mean it."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    m = min(subset_size, len(a), len(b))
+    if m < 2:
+        raise DataError(f"KID needs >= 2 images per set, got {len(a)} and {len(b)}")
+    rng = np.random.default_rng(seed)
+    d = a.shape[1]
+    values = []
+    for _ in range(subsets):
+        x, y = a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)]
+        kxx, kyy, kxy = ((p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        values.append(within - 2 * kxy.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
 def conditional_accuracy(probs: torch.Tensor, labels: Sequence[int]) -> float:
     """Share of images the judge assigns to their intended class."""
     import torch
@@ -62,14 +85,18 @@ def refound(truth: list[tuple[int, Sequence[float]]], found: list[tuple[int, Seq
 def judge_scores(
     judge: torch.nn.Module, images: torch.Tensor, labels: Sequence[int], real_features: torch.Tensor
 ) -> dict:
-    """Conditional accuracy and Fréchet distance (to ``real_features``) of labelled images."""
+    """Conditional accuracy, Fréchet distance and KID (mean and spread over subsets; to
+    ``real_features``) of labelled images."""
     from synthaug.resnet import predict
 
     probs, feats = predict(judge, images)
+    kid, kid_std = kernel_inception_distance(feats.numpy(), real_features.numpy())
     return {
         "images": len(labels),
         "conditional_accuracy": round(conditional_accuracy(probs, labels), 6),
         "frechet_distance": round(frechet_distance(feats.numpy(), real_features.numpy()), 4),
+        "kid": round(kid, 6),
+        "kid_std": round(kid_std, 6),
     }
 
 

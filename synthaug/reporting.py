@@ -22,11 +22,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from PIL import Image
 
+from synthaug import layout
 from synthaug.cli import read_timings
 from synthaug.files import read_json, read_jsonl, write_bytes
 from synthaug.images import contact_sheet, read_yolo_boxes
 from synthaug.layout import Dataset, Real, Source, Study, Timings, history_file, label_of, variant_name
-from synthaug.metrics import METRICS
+from synthaug.metrics import METRICS, regime_rows, regime_shots
 from synthaug.params import Params
 
 log = logging.getLogger("report")
@@ -93,39 +94,68 @@ def fmt(row: dict | None, signed: bool = False, alpha: float = 0.0) -> str:
     return text
 
 
+def metric_verdict(summary: dict, regime: str, metric: str, label: str) -> str | None:
+    """One sentence: which variants beat the baseline on ``metric`` in ``regime`` after Holm's adjustment,
+    and which comparisons are undecided (with their intervals)."""
+    info, ref = summary["variants"], summary.get("reference")
+    rows = {
+        v: r[metric]
+        for v, r in regime_rows(summary, regime).items()
+        if "diff_vs_baseline" in r.get(metric, {}) and not (info[v]["source"] == "real/pool" and v != ref)
+    }  # the smaller real pools are the exchange curve's points, read in its own sentence
+    if not rows:
+        return None
+    diffs = {v: r["diff_vs_baseline"] for v, r in rows.items()}
+    winners = [v for v, d in diffs.items() if d.get("beats_baseline")]
+    losers = [
+        v for v, d in diffs.items() if d["p_holm"] is not None and d["p_holm"] < summary["alpha"] and d["mean"] < 0
+    ]
+    undecided = [v for v in diffs if v not in winners and v not in losers]
+    shots = regime_shots(regime)
+    text = f"{label} at {shots} real image{'s' if shots > 1 else ''} per class: "
+    said = []
+    if winners:
+        said.append(
+            ", ".join(f"{v} ({diffs[v]['mean']:+.3f}, p_Holm {diffs[v]['p_holm']:.3f})" for v in winners)
+            + f" beat{'s' if len(winners) == 1 else ''} the baseline"
+        )
+    if losers:
+        said.append(", ".join(f"{v} ({diffs[v]['mean']:+.3f})" for v in losers) + " fall below it")
+    if undecided:
+        said.append("undecided: " + ", ".join(f"{v} {mean_text(diffs[v], True)}" for v in undecided))
+    return text + "; ".join(said) + "."
+
+
+def exchange_verdict(summary: dict, regime: str) -> str | None:
+    """What each synthetic variant is worth in real images per class, read off the real-pool curve."""
+    rates = summary.get("exchange", {}).get(regime)
+    if not rates or not rates["variants"]:
+        return None
+    top = max(p["real_per_class"] for p in rates["curve"].values())
+    parts = [
+        f"{v} ≈ {'≥ ' if r['at_curve_end'] else ''}{r['real_per_class']:.1f} [{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}]"
+        for v, r in rates["variants"].items()
+    ]
+    return (
+        f"At {regime_shots(regime)} shots, extra real images per class each synthetic source is worth (95% bootstrap "
+        f"interval; the real curve ends at {top}): " + ", ".join(parts) + "."
+    )
+
+
 def verdict(summary: dict) -> list[str]:
-    """The answer in words: which variants beat the baseline after Holm's adjustment, per metric,
-    and what each synthetic variant's gain is worth against the real reference's."""
+    """The answer in words, per regime: which variants beat the baseline after Holm's adjustment over
+    the whole family, which are undecided, and what each synthetic variant is worth in real images."""
     lines = []
-    for m, label in METRIC_LABELS.items():
-        rows = {v: r[m] for v, r in summary["variants"].items() if m in r and "diff_vs_baseline" in r[m]}
-        if not rows:
-            continue
-        winners = [v for v, r in rows.items() if r["diff_vs_baseline"].get("beats_baseline")]
-        n = len(rows)
-        if winners:
-            parts = [
-                f"{v} ({r['diff_vs_baseline']['mean']:+.3f}, p_Holm {r['diff_vs_baseline']['p_holm']:.3f})"
-                for v, r in rows.items()
-                if v in winners
-            ]
-            text = f"{label}: {', '.join(parts)} beat{'s' if len(winners) == 1 else ''} the baseline"
-        else:
-            text = f"{label}: no variant beats the baseline"
-        text += f" after Holm's adjustment over {n} comparisons (α = {summary['alpha']:g})."
-        ref = summary.get("reference")
-        if ref in rows:
-            worth = [f"{v} {r['worth_vs_real']:.2f}" for v, r in rows.items() if r.get("worth_vs_real") is not None]
-            if rows[ref]["diff_vs_baseline"].get("beats_baseline") and worth:
-                text += (
-                    f" Each synthetic variant's gain as a share of the real reference's ({ref}, the same "
-                    "number of real images): " + ", ".join(worth) + "."
-                )
-            elif worth:
-                text += (
-                    f" The real reference ({ref}) does not beat the baseline either: no exchange rate to real images."
-                )
-        lines.append(text)
+    regimes = list(summary.get("regimes", {None: None}))
+    for regime in regimes:
+        for m in METRICS:
+            if m.headline and (line := metric_verdict(summary, regime or "", m.name, m.label) if regime else None):
+                lines.append(line)
+        if regime and (line := exchange_verdict(summary, regime)):
+            lines.append(line)
+    if "families" in summary:
+        n = summary["families"].get("verdict", 0)
+        lines.append(f"Holm's adjustment runs over the {n} comparisons above together (α = {summary['alpha']:g}).")
     steps = summary["budget"]["yolo_optimizer_steps"]
     counts = sorted({n for runs in steps.values() for n in runs})
     lines.append(
@@ -137,29 +167,125 @@ def verdict(summary: dict) -> list[str]:
     return lines
 
 
+def shots_figure(summary: dict) -> Any:
+    """The headline: test accuracy against real shots per class, a line per variant, with its 95% interval."""
+    regimes = list(summary["regimes"])
+    shots = [regime_shots(r) for r in regimes]
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for v in summary["variants"]:
+        rows = [summary["regimes"][r].get(v, {}).get("accuracy") for r in regimes]
+        if any(row is None for row in rows):
+            continue
+        ax.errorbar(
+            shots, [r["mean"] for r in rows], yerr=[r["ci95"] or 0 for r in rows], marker="o", capsize=3, label=v
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(shots, [str(k) for k in shots])
+    ax.set_xlabel("real train images per class")
+    ax.set_ylabel("ResNet test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def exchange_figure(summary: dict) -> Any:
+    """Accuracy against extra real images per class (the real-pool curve), one panel per regime, with each
+    synthetic variant placed where its accuracy meets the curve."""
+    regimes = [r for r, e in summary["exchange"].items() if e["variants"]]
+    fig, axes = plt.subplots(1, len(regimes), figsize=(4.3 * len(regimes), 3.4), squeeze=False)
+    for ax, r in zip(axes[0], regimes):
+        curve = sorted(summary["exchange"][r]["curve"].values(), key=lambda p: p["real_per_class"])
+        xs = [p["real_per_class"] for p in curve]
+        ax.errorbar(
+            xs,
+            [p["mean"] for p in curve],
+            yerr=[p["ci95"] or 0 for p in curve],
+            color="k",
+            marker="s",
+            capsize=3,
+            label="real pool",
+        )
+        for v, rate in summary["exchange"][r]["variants"].items():
+            acc = summary["regimes"][r][v]["accuracy"]["mean"]
+            lo, hi = rate["ci95"]
+            ax.errorbar(
+                [rate["real_per_class"]],
+                [acc],
+                xerr=[[rate["real_per_class"] - lo], [hi - rate["real_per_class"]]],
+                marker="o",
+                capsize=3,
+                linestyle="none",
+                label=v,
+            )
+        ax.set_title(f"{regime_shots(r)} shots")
+        ax.set_xlabel("extra real images per class")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("ResNet test accuracy")
+    axes[0][-1].legend(fontsize=8)
+    return fig
+
+
+def headline_section(summary: dict, shots_png: Path, exchange_png: Path) -> str:
+    """The shots figure and the exchange-rate figure (also written as PNGs, for the README)."""
+    parts = []
+    for fig, png, alt, caption in (
+        (
+            shots_figure(summary),
+            shots_png,
+            "accuracy against real shots",
+            "Test accuracy against real train images per class (mean over seeds, 95% t interval); each seed "
+            "redraws the real images, the same for every variant.",
+        ),
+        (
+            exchange_figure(summary),
+            exchange_png,
+            "exchange rate",
+            "The real-pool curve (baseline at 0 extra) and each synthetic source at the real count it matches "
+            "(95% bootstrap interval over seeds).",
+        ),
+    ):
+        if fig is None:
+            continue
+        uri = figure_uri(fig)
+        write_bytes(png, base64.b64decode(uri.split(",", 1)[1]))
+        parts.append(
+            f'<figure class="plot"><img alt="{alt}" src="{uri}" width="100%">'
+            f"<figcaption>{caption}</figcaption></figure>"
+        )
+    return "".join(parts)
+
+
 def results_table(summary: dict) -> str:
     head = "".join(f"<th>{label}</th><th>Δ vs baseline</th>" for label in METRIC_LABELS.values())
-    rows = []
-    for name, v in summary["variants"].items():
-        cells = "".join(
-            f"<td>{fmt(v.get(m))}</td><td>{fmt(v.get(m, {}).get('diff_vs_baseline'), True, summary['alpha'])}</td>"
-            for m in METRIC_LABELS
-        )
-        rows.append(
-            f"<tr><td><b>{html.escape(name)}</b><br><span class='muted'>{html.escape(v['source'])}, "
-            f"ratio {v['ratio']:g}</span></td>{cells}</tr>"
-        )
     said = "".join(f"<li>{html.escape(line)}</li>" for line in verdict(summary))
+    tables = []
+    for regime in summary.get("regimes", {None: None}):
+        rows = []
+        for name, v in regime_rows(summary, regime).items():
+            cells = "".join(
+                f"<td>{fmt(v.get(m))}</td><td>{fmt(v.get(m, {}).get('diff_vs_baseline'), True, summary['alpha'])}</td>"
+                for m in METRIC_LABELS
+            )
+            info = summary["variants"][name]
+            count = f", {info['per_class']} per class" if info.get("per_class") else ""
+            rows.append(
+                f"<tr><td><b>{html.escape(name)}</b><br><span class='muted'>{html.escape(info['source'])}, "
+                f"ratio {info['ratio']:g}{count}</span></td>{cells}</tr>"
+            )
+        title = f"<h3>{regime_shots(regime)} real images per class</h3>" if regime else ""
+        tables.append(
+            f'{title}<table class="results" id="results-{regime or "all"}"><thead><tr><th>variant</th>{head}'
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
     return (
-        f'<ul id="verdict">{said}</ul>'
-        f'<table id="results"><thead><tr><th>variant</th>{head}</tr></thead><tbody>{"".join(rows)}'
-        "</tbody></table><p class='muted'>Mean over seeds ± half-width of the 95% Student-t interval; Δ is "
-        "the paired difference to <code>baseline</code> with the same seed, with its paired t-test p-value "
-        "adjusted by Holm's method over all variants on that metric. Green/red: significant after "
-        "adjustment; underlined: the interval alone excludes 0. — : no detector trained for this variant "
-        "(<code>trials.yolo_variants</code>). <code>real_pool</code> adds the same number of <em>real</em> "
-        "digits from the pool the builtin generator learned from: a synthetic variant should be read "
-        "against it.</p>"
+        f'<ul id="verdict">{said}</ul>' + "".join(tables) + "<p class='muted'>Mean over seeds ± half-width of the "
+        "95% Student-t interval; Δ is the paired difference to <code>baseline</code> with the same seed (the "
+        "same real images), with its paired t-test p-value adjusted by Holm's method over the verdict's family "
+        "(accuracy and mAP50-95 in every regime; macro-F1 and mAP50 each form their own). Green/red: "
+        "significant after adjustment; underlined: the interval alone excludes 0. — : not measured (a "
+        "detector trains only at the full train set, for <code>trials.yolo_variants</code>). "
+        "<code>real_pool</code> adds the same number of <em>real</em> digits from the pool the builtin "
+        "generator learned from: a synthetic variant should be read against it.</p>"
     )
 
 
@@ -199,9 +325,15 @@ def with_seconds(summary: dict, study_rows: list[dict], timings: Timings) -> Non
             r["seconds_per_image"] = s
 
 
+def kid_text(scores: dict) -> str:
+    """KID with its spread over subsets (— for scores made before KID)."""
+    return f"{float(scores['kid']):.4f} ± {float(scores['kid_std']):.4f}" if scores.get("kid") else "—"
+
+
 def quality_table(summary: dict) -> str:
     cols = [
         ("conditional_accuracy", "conditional accuracy", "{:.3f}"),
+        ("kid", "KID ± spread", "{:.4f}"),
         ("frechet_distance", "Fréchet distance", "{:.2f}"),
         ("cas", "CAS", "{:.3f}"),
         ("seconds_per_image", "s / image", "{:.4f}"),
@@ -210,7 +342,9 @@ def quality_table(summary: dict) -> str:
     ]
     rows = []
     for source, q in summary["quality"].items():
-        cells = "".join(f"<td>{f.format(q[k]) if k in q else '—'}</td>" for k, _, f in cols)
+        cells = "".join(
+            f"<td>{kid_text(q) if k == 'kid' else f.format(q[k]) if k in q else '—'}</td>" for k, _, f in cols
+        )
         rows.append(f"<tr><td>{html.escape(source)}</td>{cells}</tr>")
     head = "".join(f"<th>{label}</th>" for _, label, _ in cols)
     return f'<table id="quality"><thead><tr><th>source</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -224,7 +358,7 @@ def study_figure(rows: list[dict]) -> Any:
         axes,
         (
             ("conditional_accuracy", "conditional accuracy ↑"),
-            ("frechet_distance", "Fréchet distance ↓"),
+            ("kid", "KID ↓"),
             ("seconds_per_image", "seconds per image"),
         ),
     ):
@@ -248,30 +382,35 @@ def study_section(rows: list[dict], png: Path) -> str:
     write_bytes(png, base64.b64decode(uri.split(",", 1)[1]))  # the same plot, for the README
     body = "".join(
         f"<tr><td>{html.escape(r['scheduler'])}</td><td>{r['steps']}</td>"
-        f"<td>{float(r['conditional_accuracy']):.3f}</td><td>{float(r['frechet_distance']):.2f}</td>"
-        f"<td>{seconds_text(r)}</td></tr>"
+        f"<td>{float(r['conditional_accuracy']):.3f}</td><td>{kid_text(r)}</td>"
+        f"<td>{float(r['frechet_distance']):.2f}</td><td>{seconds_text(r)}</td></tr>"
         for r in rows
     )
     return (
         f'<figure class="plot"><img id="study-plot" alt="scheduler study" src="{uri}" '
         'width="100%"><figcaption>Quality and cost against sampling steps, one line per scheduler.'
         '</figcaption></figure><table id="study"><thead><tr><th>scheduler</th><th>steps</th>'
-        "<th>conditional accuracy</th><th>Fréchet distance</th><th>s / image</th></tr></thead>"
+        "<th>conditional accuracy</th><th>KID ± spread</th><th>Fréchet distance</th><th>s / image</th></tr></thead>"
         f"<tbody>{body}</tbody></table>"
     )
 
 
 def training_curves(
-    variants: Sequence[str], seeds: Sequence[int], curves: Path, read: Callable[[Path], str] = Path.read_text
+    variants: Sequence[str],
+    seeds: Sequence[int],
+    curves: Path,
+    read: Callable[[Path], str] = Path.read_text,
+    regime: str | None = None,
 ) -> Any:
     """ResNet val accuracy against step, the mean over seeds, a line per variant, from each run's
     history in ``curves`` (plots/train_resnet; ``read``: a file's text; the app reads an
-    experiment's revision through DVC)."""
+    experiment's revision through DVC) in ``regime`` (None: a revision from before regimes)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     for variant in variants:
         runs = []
         for seed in seeds:
-            rows = csv.DictReader(io.StringIO(read(history_file(curves, seed, variant))))
+            path = history_file(curves / variant, seed, regime) if regime else history_file(curves, seed, variant)
+            rows = csv.DictReader(io.StringIO(read(path)))
             runs.append([(int(r["step"]), float(r["val_accuracy"])) for r in rows])
         steps = [s for s, _ in runs[0]]
         ax.plot(steps, [sum(r[i][1] for r in runs) / len(runs) for i in range(len(steps))], label=variant)
@@ -283,7 +422,10 @@ def training_curves(
 
 
 def curves_section(curves: Path, params: Params) -> str:
-    fig = training_curves(list(params.variants), params.trials.resnet_seeds, curves)
+    """The training curves of the largest regime (every regime's histories are in ``curves``)."""
+    fig = training_curves(
+        list(params.variants), params.trials.resnet_seeds, curves, regime=layout.regime(params.trials.shots[-1])
+    )
     return f'<figure class="plot"><img alt="training curves" src="{figure_uri(fig)}" width="640"></figure>'
 
 
@@ -335,46 +477,52 @@ def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> s
 
 def markdown(summary: dict, study_rows: list[dict]) -> str:
     """The results and study tables as Markdown, for the README to quote."""
-    lines = [
-        "| variant | " + " | ".join(f"{label} | Δ vs baseline" for label in METRIC_LABELS.values()) + " |",
-        "|---" * (1 + 2 * len(METRIC_LABELS)) + "|",
-    ]
-    for name, v in summary["variants"].items():
-        lines.append(
-            f"| {name} | "
-            + " | ".join(
-                f"{mean_text(v.get(m))} | {diff_text(v.get(m, {}).get('diff_vs_baseline'))}" for m in METRIC_LABELS
+    lines = []
+    for regime in summary.get("regimes", {None: None}):
+        if regime:
+            lines += ["", f"**{regime_shots(regime)} real images per class**", ""]
+        lines += [
+            "| variant | " + " | ".join(f"{label} | Δ vs baseline" for label in METRIC_LABELS.values()) + " |",
+            "|---" * (1 + 2 * len(METRIC_LABELS)) + "|",
+        ]
+        for name, v in regime_rows(summary, regime).items():
+            lines.append(
+                f"| {name} | "
+                + " | ".join(
+                    f"{mean_text(v.get(m))} | {diff_text(v.get(m, {}).get('diff_vs_baseline'))}" for m in METRIC_LABELS
+                )
+                + " |"
             )
-            + " |"
-        )
     lines = [f"- {line}" for line in verdict(summary)] + [""] + lines
     lines += [
         "",
-        "| source | conditional accuracy | Fréchet distance | CAS | s / image | box survival "
+        "| source | conditional accuracy | KID ± spread | Fréchet distance | CAS | s / image | box survival "
         "| detector recall on real |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for source, q in summary["quality"].items():
         get = lambda k, f, q=q: f.format(q[k]) if k in q else "—"
         lines.append(
-            f"| {source} | {get('conditional_accuracy', '{:.3f}')} | {get('frechet_distance', '{:.2f}')} | "
+            f"| {source} | {get('conditional_accuracy', '{:.3f}')} | {kid_text(q)} | "
+            f"{get('frechet_distance', '{:.2f}')} | "
             f"{get('cas', '{:.3f}')} | {get('seconds_per_image', '{:.4f}')} | {get('box_survival', '{:.3f}')} | "
             f"{get('box_recall_real', '{:.3f}')} |"
         )
     lines += [
         "",
-        "| scheduler | steps | conditional accuracy | Fréchet distance | s / image |",
-        "|---|---|---|---|---|",
+        "| scheduler | steps | conditional accuracy | KID ± spread | Fréchet distance | s / image |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['scheduler']} | {r['steps']} | {float(r['conditional_accuracy']):.3f} | "
+        f"{kid_text(r)} | "
         f"{float(r['frechet_distance']):.2f} | {seconds_text(r)} |"
         for r in study_rows
     ]
     return "\n".join(lines) + "\n"
 
 
-def provenance(params_path: Path, params: Params) -> str:
+def provenance(params_path: Path, params: Params, machines_of: Sequence[dict | None] = ()) -> str:
     digest = hashlib.sha256(params_path.read_bytes()).hexdigest()[:16]
     try:
         rev = subprocess.run(
@@ -392,8 +540,15 @@ def provenance(params_path: Path, params: Params) -> str:
         for stage, t in sorted(timings.items())
     )
     g = params.generate
+    machines = "; ".join(
+        f"{m['cpu']}, torch CPU capability {m['capability']}, {m['threads']} threads, torch {m['torch']}"
+        for m in machines_of or []
+        if m
+    )
     return (
         f"<table id='provenance'><tr><td>model</td><td>{html.escape(g.model)} ({g.dtype}, {g.device})</td></tr>"
+        f"<tr><td>classifiers trained on</td><td>{html.escape(machines or 'not recorded')} (another CPU or "
+        "kernel path rounds differently: the bytes differ, the conclusions must not)</td></tr>"
         f"<tr><td>params file sha256</td><td><code>{digest}</code></td></tr>"
         f"<tr><td>git revision</td><td><code>{html.escape(rev)}</code></td></tr>"
         f"<tr><td>sampling</td><td>{g.steps} steps, guidance {g.guidance:g}, batch {g.batch_size}</td></tr></table>"

@@ -177,13 +177,21 @@ def train(
 
 
 def save_trained(
-    out: Path, net: nn.Module, cfg: ResnetBudget, history: list[dict], history_file: Path | None = None, **info
+    out: Path,
+    net: nn.Module,
+    cfg: ResnetBudget,
+    history: list[dict],
+    history_file: Path | None = None,
+    dtype: torch.dtype = torch.float32,
+    **info,
 ) -> None:
-    """Write ``model.safetensors``, ``config.json`` (``info`` + the budget) and the history rows at
-    once: to ``history_file`` when given (a DVC plots folder), else to the run's ``history.csv``."""
+    """Write ``model.safetensors`` (floating tensors as ``dtype``: float16 halves a model kept in
+    git), ``config.json`` (``info`` + the budget) and the history rows at once: to ``history_file``
+    when given (a DVC plots folder), else to the run's ``history.csv``."""
+    state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in net.state_dict().items()}
     with atomic_dir(out) as tmp:
         run = Run(tmp)
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, run.weights)
+        save_file(state, run.weights)
         write_json(run.config, info | {k: getattr(cfg, k) for k in ResnetBudget.__dataclass_fields__})
         write_csv(history_file or run.history, history)
 

@@ -1,7 +1,9 @@
-"""The statistics of the answer (stage ``summarize``): per variant and metric the mean over seeds with
-its 95% t interval, the paired difference to the baseline (same seed) with its paired t-test, Holm's
-step-down adjustment over every variant compared on a metric, and the same difference against the real
-reference variant with the synthetic gain as a share of the real one's."""
+"""The statistics of the answer (stage ``summarize``): per regime, variant and metric the mean over seeds
+with its 95% t interval, the paired difference to the baseline (same seed, so the same real images)
+with its paired t-test, Holm's step-down adjustment over the family of comparisons the verdict uses
+(the headline metrics, every regime), the same difference against the real reference variant, and
+the exchange rate: the extra real images a synthetic variant is worth, read off the curve of real-pool
+sizes with a bootstrap interval over seeds."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from synthaug.metrics import METRICS
+from synthaug import layout
+from synthaug.metrics import METRIC_BY_NAME, METRICS, Metric
 from synthaug.params import BASELINE, Params
 
 ALPHA = 0.05  # family-wise error rate of the Holm-adjusted decisions
@@ -51,49 +54,137 @@ def holm(p_values: dict[str, float | None]) -> dict[str, float | None]:
     return out
 
 
-def compare(params: Params, evals: dict[str, dict], reference: str | None) -> dict[str, dict]:
-    """Per variant and metric (synthaug.metrics): mean ± CI over seeds, the paired difference to the
-    baseline with its p-value, and to the real reference."""
-    seeds = {"resnet": params.trials.resnet_seeds, "yolo": params.trials.yolo_seeds}
-    model_of = {m.name: m.model for m in METRICS}
-
-    def per_seed(variant: str, metric: str) -> list[float] | None:
-        model = model_of[metric]
-        if model == "yolo" and variant not in params.trials.yolo_variants:
+def per_seed(params: Params, evals: dict[str, dict], variant: str, metric: Metric, regime: str) -> list[float] | None:
+    """A variant's metric over the seeds, in seed order (so two variants pair by seed), or None where
+    it was not measured: a detector trains only for ``trials.yolo_variants``, at the full train set."""
+    if metric.model == "yolo":
+        if variant not in params.trials.yolo_variants or regime != headline(params):
             return None
-        return [evals[variant][model][f"seed{s}"][metric] for s in seeds[model]]
-
-    variants = {}
-    for v, cfg in params.variants.items():
-        variants[v] = {"source": cfg.source, "ratio": cfg.ratio}
-        for metric in model_of:
-            values = per_seed(v, metric)
-            if values is None:
-                continue
-            row = mean_ci(values)
-            if v != BASELINE:
-                row["diff_vs_baseline"] = paired(values, per_seed(BASELINE, metric))
-            if reference and v not in (BASELINE, reference) and per_seed(reference, metric) is not None:
-                row["diff_vs_real"] = paired(values, per_seed(reference, metric))
-            variants[v][metric] = row
-    return variants
+        return [evals[variant]["yolo"][f"seed{s}"][metric.name] for s in params.trials.yolo_seeds]
+    if regime not in evals[variant]["resnet"]:  # not one of the variant's regimes
+        return None
+    return [evals[variant]["resnet"][regime][f"seed{s}"][metric.name] for s in params.trials.resnet_seeds]
 
 
-def adjust(variants: dict[str, dict], reference: str | None) -> None:
-    """Holm's adjustment over the variants compared on each metric (``p_holm``, ``beats_baseline``),
-    and each gain as a share of the real reference's (``worth_vs_real``), in place."""
-    for metric in (m.name for m in METRICS):
-        compared = {
-            v: row[metric]["diff_vs_baseline"]
-            for v, row in variants.items()
-            if metric in row and "diff_vs_baseline" in row[metric]
+def headline(params: Params) -> str:
+    """The largest regime: the whole real train set, which the detectors train on too."""
+    return layout.regime(params.trials.shots[-1])
+
+
+def reference_of(params: Params) -> str | None:
+    """The real reference variant: the real-pool variant with the most images (all the pool holds)."""
+    pools = {v: real_per_class(params, v) for v, cfg in params.variants.items() if cfg.source == "real/pool"}
+    return max(pools, key=pools.get) if pools else None
+
+
+def curve_points(params: Params) -> list[str]:
+    """The real-pool variants other than the reference: the exchange-rate curve's inner points."""
+    reference = reference_of(params)
+    return [v for v, cfg in params.variants.items() if cfg.source == "real/pool" and v != reference]
+
+
+def real_per_class(params: Params, variant: str) -> int:
+    """Extra real images per class a variant adds (0 for the baseline; only real-pool variants add any)."""
+    cfg = params.variants[variant]
+    if cfg.source != "real/pool":
+        return 0
+    return min(cfg.per_class or params.real_pool.per_class, params.real_pool.per_class)
+
+
+def compare(params: Params, evals: dict[str, dict]) -> dict[str, dict[str, dict]]:
+    """Per regime, variant and metric (synthaug.metrics): mean ± CI over seeds, the paired difference
+    to the baseline with its p-value, and the paired difference to the real reference."""
+    reference = reference_of(params)
+    regimes: dict[str, dict[str, dict]] = {}
+    for shots in params.trials.shots:
+        r = layout.regime(shots)
+        rows = regimes.setdefault(r, {})
+        for v in params.variants:
+            for metric in METRICS:
+                values = per_seed(params, evals, v, metric, r)
+                if values is None:
+                    continue
+                row = mean_ci(values)
+                if v != BASELINE:
+                    row["diff_vs_baseline"] = paired(values, per_seed(params, evals, BASELINE, metric, r))
+                ref = per_seed(params, evals, reference, metric, r) if reference else None
+                if ref is not None and v not in (BASELINE, reference) and params.variants[v].source != "real/pool":
+                    row["diff_vs_real"] = paired(values, ref)
+                rows.setdefault(v, {})[metric.name] = row
+    return regimes
+
+
+def adjust(regimes: dict[str, dict[str, dict]], curve: Sequence[str] = ()) -> dict[str, int]:
+    """Holm's adjustment in place (``p_holm``, ``beats_baseline``): the headline metrics' comparisons to
+    the baseline over every regime are one family — the verdict's; the smaller real-pool variants
+    (``curve``: points of the exchange-rate curve, not claims) are one, and each other metric is a
+    family of its own. Returns each family's size."""
+    families: dict[str, dict[tuple[str, str, str], dict]] = {}
+    for r, rows in regimes.items():
+        for v, metrics in rows.items():
+            for m, row in metrics.items():
+                if "diff_vs_baseline" in row:
+                    family = "curve" if v in curve else "verdict" if METRIC_BY_NAME[m].headline else m
+                    families.setdefault(family, {})[(r, v, m)] = row["diff_vs_baseline"]
+    for compared in families.values():
+        adjusted = holm({key: d["p_value"] for key, d in compared.items()})
+        for key, d in compared.items():
+            d["p_holm"] = adjusted[key]
+            d["beats_baseline"] = adjusted[key] is not None and adjusted[key] < ALPHA and d["mean"] > 0
+    return {family: len(compared) for family, compared in families.items()}
+
+
+def worth_in_real(curve_x: Sequence[float], curve_y: np.ndarray, y: float) -> float:
+    """The extra real images per class at which the real curve reaches accuracy ``y``: linear between
+    the curve's points, on its running maximum (more real data is never taken to hurt); clipped to the
+    curve's ends — 0 (worth no real image) and its last point (worth at least that many)."""
+    top = np.maximum.accumulate(curve_y)
+    if y <= top[0]:
+        return float(curve_x[0])
+    if y >= top[-1]:
+        return float(curve_x[-1])
+    i = int(np.searchsorted(top, y, side="left"))  # top[i - 1] < y <= top[i]
+    span = top[i] - top[i - 1]
+    return float(curve_x[i - 1] + (curve_x[i] - curve_x[i - 1]) * ((y - top[i - 1]) / span if span else 1.0))
+
+
+def exchange_rates(params: Params, evals: dict[str, dict], boot: int = 2000) -> dict[str, dict]:
+    """Per regime, the curve of accuracy against extra real images per class (the baseline at 0 and
+    every real-pool variant) and, for each synthetic variant, the number of extra real images per
+    class it is worth — read off that curve at its mean accuracy — with a 95% percentile bootstrap
+    interval over seeds (resampled together for every variant: the runs pair by seed). Empty where
+    there are fewer than two curve points."""
+    pools = sorted(
+        (real_per_class(params, v), v) for v, cfg in params.variants.items() if cfg.source in ("none", "real/pool")
+    )
+    if len(pools) < 2 or len({x for x, _ in pools}) != len(pools):
+        return {}
+    synthetic = [v for v, cfg in params.variants.items() if cfg.source.split("/")[0] in ("txt2img", "img2img")]
+    accuracy = METRIC_BY_NAME["accuracy"]
+    rng = np.random.default_rng(params.seed)
+    n = len(params.trials.resnet_seeds)
+    draws = rng.integers(0, n, size=(boot, n))
+    out = {}
+    for shots in params.trials.shots:
+        r = layout.regime(shots)
+        acc = {v: np.asarray(values) for v in evals if (values := per_seed(params, evals, v, accuracy, r)) is not None}
+        points = [(x, v) for x, v in pools if v in acc]  # the real pools trained in this regime
+        if len(points) < 2:
+            continue
+        xs = [float(x) for x, _ in points]
+        curve = np.stack([acc[v] for _, v in points])  # points × seeds
+        rates = {}
+        for v in (v for v in synthetic if v in acc):
+            point = worth_in_real(xs, curve.mean(1), float(acc[v].mean()))
+            samples = [worth_in_real(xs, curve[:, d].mean(1), float(acc[v][d].mean())) for d in draws]
+            lo, hi = np.percentile(samples, [2.5, 97.5])
+            rates[v] = {
+                "real_per_class": round(point, 3),
+                "ci95": [round(float(lo), 3), round(float(hi), 3)],
+                "at_curve_end": point >= xs[-1],  # worth at least the curve's last point: the curve is too short
+            }
+        out[r] = {
+            "curve": {v: {"real_per_class": x, **mean_ci(acc[v])} for x, v in points},
+            "variants": rates,
         }
-        adjusted = holm({v: d["p_value"] for v, d in compared.items()})
-        for v, d in compared.items():
-            d["p_holm"] = adjusted[v]
-            d["beats_baseline"] = adjusted[v] is not None and adjusted[v] < ALPHA and d["mean"] > 0
-        real_gain = compared.get(reference, {}).get("mean")
-        for row in variants.values():
-            if "diff_vs_real" in row.get(metric, {}):
-                gain = row[metric]["diff_vs_baseline"]["mean"]
-                row[metric]["worth_vs_real"] = round(gain / real_gain, 4) if real_gain and real_gain > 0 else None
+    return out

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from synthaug.offline import harden
-from tests.helpers import CLASSES, ROOT, run_module, sh, write_params
+from tests.helpers import CLASSES, ROOT, for_small_real, run_module, sh, write_params
 from tests.tiny_models import tiny_builtin
 
 harden()  # tests import diffusers/ultralytics: keep them offline and out of $HOME too
@@ -57,7 +57,7 @@ def small_real(tmp_path_factory, base_params) -> Path:
     params = copy.deepcopy(base_params)
     params["prepare"].update(pool_per_class=1, judge_per_class=1, shots_per_class=2, val_per_class=1, test_per_class=2)
     params["prepare"]["det"].update(train_images=3, val_images=2, test_images=3, pool_images=2)
-    params["real_pool"]["per_class"] = 1
+    for_small_real(params)
     tmp = tmp_path_factory.mktemp("real")
     proc = run_module(
         "stages.prepare",

@@ -27,6 +27,17 @@ def not_in_fast_tier(what: str) -> None:
         pytest.fail(f"{what}: this test runs stages or DVC; mark it @pytest.mark.slow (make test runs it)")
 
 
+def for_small_real(params: dict) -> dict:
+    """``params`` made to fit small_real's splits (2 train images, 1 pool digit per class): regimes of
+    1 and 2 shots, and real-pool variants of at most the one pool digit."""
+    params["trials"]["shots"] = [1, 2]
+    params["real_pool"]["per_class"] = 1
+    for name, v in list(params["variants"].items()):
+        if v.get("per_class", 0) > 1:
+            del params["variants"][name]
+    return params
+
+
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path

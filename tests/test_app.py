@@ -294,15 +294,17 @@ def test_two_revisions_side_by_side_and_the_results_as_the_report_writes_them(tm
     app = App(ROOT, out=tmp_path / "out")
     differ, metrics, left, right = app.experiments.compare("HEAD", "HEAD", tmp_path)
     assert differ == []
-    summary = json.loads((ROOT / "metrics" / "summary.json").read_text())["variants"]
+    data = json.loads((ROOT / "metrics" / "summary.json").read_text())
+    summary = data["regimes"][data["headline"]]  # the full train set's, where the detectors train too
     assert {row[0] for row in metrics} == set(summary) and all(row[2] == row[3] for row in metrics)
     real_pool = next(r for r in metrics if r[0] == "real_pool" and r[1] == "ResNet accuracy")
     acc = summary["real_pool"]["accuracy"]
     assert real_pool[2] == f"{acc['mean']:.3f} ± {acc['ci95']:.3f}"
     assert real_pool[4].startswith(f"{acc['diff_vs_baseline']['mean']:+.3f} ± ") and ", p_Holm " in real_pool[4]
     assert len(left) == len(right) and all(Path(p).is_file() for p, _ in left)
-    rows = app.summary_rows()  # the Results tab: no raw floats
-    assert ["real_pool", "ResNet accuracy", real_pool[2], real_pool[4]] in rows
+    rows = app.summary_rows()  # the Results tab: every regime, no raw floats
+    assert [f"real_pool @ {data['headline']}", "ResNet accuracy", real_pool[2], real_pool[4]] in rows
+    assert {r[0].split(" @ ")[1] for r in rows} == set(data["regimes"])
     with pytest.raises(UserError, match="experiment 'no-such-exp': cannot read params.yaml"):
         app.experiments.compare("HEAD", "no-such-exp", tmp_path)
 

@@ -40,7 +40,7 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Da
     }
     p["prompts"]["per_class"] = 3
     p["real_pool"]["per_class"] = 1
-    p["trials"].update(resnet_seeds=[0, 1], yolo_seeds=[0], yolo_variants=["baseline", "ddim"])
+    p["trials"].update(shots=[1, 2], resnet_seeds=[0, 1], yolo_seeds=[0], yolo_variants=["baseline", "ddim"])
     p["train_resnet"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1)
     p["pretrain_yolo"].update(epochs=1, close_mosaic=0, batch=2, imgsz=64)
     p["train_yolo"].update(epochs=1, close_mosaic=0, imgsz=64, batch=4)
@@ -78,10 +78,12 @@ def read(path: Path) -> dict:
 
 def test_evaluate_reports_every_seed_on_the_test_split(tiny: Dag, small_real: Path):
     m = read(tiny.arg("evaluate@ddim", "--out"))
-    seeds = [m["resnet"]["seed0"], m["resnet"]["seed1"]]
-    for s in seeds:
-        assert 0 <= s["accuracy"] <= 1 and 0 <= s["macro_f1"] <= 1 and list(s["per_class_accuracy"]) == CLASSES
-    assert m["resnet"]["mean_accuracy"] == pytest.approx(np.mean([s["accuracy"] for s in seeds]), abs=1e-6)
+    assert list(m["resnet"]) == ["1shot", "2shot"]  # every regime
+    for runs in m["resnet"].values():
+        seeds = [runs["seed0"], runs["seed1"]]
+        for s in seeds:
+            assert 0 <= s["accuracy"] <= 1 and 0 <= s["macro_f1"] <= 1 and list(s["per_class_accuracy"]) == CLASSES
+        assert runs["mean_accuracy"] == pytest.approx(np.mean([s["accuracy"] for s in seeds]), abs=1e-6)
     y = m["yolo"]["seed0"]
     assert 0 <= y["mAP50-95"] <= y["mAP50"] <= 1 and list(y["per_class_AP50"]) == CLASSES
     assert y["optimizer_steps"] == read(Run.of(tiny.arg("train_yolo@ddim", "--out"), 0).budget)["optimizer_steps"] == 2
@@ -90,7 +92,7 @@ def test_evaluate_reports_every_seed_on_the_test_split(tiny: Dag, small_real: Pa
         rows = list(csv.DictReader(fh))
     n_test = sum(1 for _ in Real(small_real).cls("test").rglob("*.png"))
     assert n_test == 20 != sum(1 for _ in Real(small_real).cls("val").rglob("*.png"))  # val would not fit
-    assert len(rows) == 2 * n_test and {r["actual"] for r in rows} == set(CLASSES)
+    assert len(rows) == 2 * n_test and {r["actual"] for r in rows} == set(CLASSES)  # the largest regime's seeds
     acc0 = np.mean([r["actual"] == r["predicted"] for r in rows if r["seed"] == "0"])
     assert acc0 == pytest.approx(seeds[0]["accuracy"], abs=1e-6)  # the plot and the metric agree
 
@@ -136,34 +138,59 @@ def test_study_uses_the_same_prompts_for_every_step_count(tiny: Dag):
 def test_summary_means_intervals_and_paired_differences(tiny: Dag):
     from scipy import stats
 
+    from synthaug.stats import holm
+
     s = read(tiny.arg("summarize", "--out"))
     base, ddim = read(tiny.arg("evaluate@baseline", "--out")), read(tiny.arg("evaluate@ddim", "--out"))
-    diffs = [ddim["resnet"][f"seed{k}"]["accuracy"] - base["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)]
-    row = s["variants"]["ddim"]["accuracy"]["diff_vs_baseline"]
-    assert row["mean"] == pytest.approx(np.mean(diffs), abs=1e-6) and row["n"] == 2
-    assert row["ci95"] == pytest.approx(stats.t.ppf(0.975, 1) * np.std(diffs, ddof=1) / np.sqrt(2), abs=1e-6)
-    expected = (
-        stats.ttest_rel(
-            [ddim["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)],
-            [base["resnet"][f"seed{k}"]["accuracy"] for k in (0, 1)],
-        ).pvalue
-        if any(diffs)
-        else 1.0
-    )
-    assert row["p_value"] == pytest.approx(expected, abs=1e-6)  # identical results: no evidence of a difference
-    p_values = sorted(s["variants"][v]["accuracy"]["diff_vs_baseline"]["p_value"] for v in ("ddim", "real_pool"))
-    assert sorted(
-        s["variants"][v]["accuracy"]["diff_vs_baseline"]["p_holm"] for v in ("ddim", "real_pool")
-    ) == pytest.approx([min(1, 2 * p_values[0]), min(1, max(2 * p_values[0], p_values[1]))], abs=1e-6)
-    assert "diff_vs_real" in s["variants"]["ddim"]["accuracy"] and s["reference"] == "real_pool"
-    assert s["variants"]["ddim"]["mAP50"]["ci95"] is None  # one YOLO seed: no interval
-    assert s["variants"]["ddim"]["mAP50"]["diff_vs_baseline"]["p_value"] is None
-    assert "mAP50" not in s["variants"]["real_pool"]  # no detector
+    assert list(s["regimes"]) == ["1shot", "2shot"] and s["headline"] == "2shot"
+    for regime in ("1shot", "2shot"):
+        ours = [ddim["resnet"][regime][f"seed{k}"]["accuracy"] for k in (0, 1)]
+        theirs = [base["resnet"][regime][f"seed{k}"]["accuracy"] for k in (0, 1)]
+        diffs = np.subtract(ours, theirs)
+        row = s["regimes"][regime]["ddim"]["accuracy"]["diff_vs_baseline"]
+        assert row["mean"] == pytest.approx(np.mean(diffs), abs=1e-6) and row["n"] == 2
+        assert row["ci95"] == pytest.approx(stats.t.ppf(0.975, 1) * np.std(diffs, ddof=1) / np.sqrt(2), abs=1e-6)
+        expected = stats.ttest_rel(ours, theirs).pvalue if diffs.any() else 1.0
+        assert row["p_value"] == pytest.approx(expected, abs=1e-6)  # identical results: no evidence of a difference
+    # Holm over the verdict's family: accuracy in every regime (mAP50-95's one seed gives no p-value)
+    family = {
+        (r, v): s["regimes"][r][v]["accuracy"]["diff_vs_baseline"] for r in s["regimes"] for v in ("ddim", "real_pool")
+    }
+    assert s["families"]["verdict"] == 5  # 4 accuracy comparisons + ddim's mAP50-95
+    expected = holm({k: d["p_value"] for k, d in family.items()})
+    assert {k: d["p_holm"] for k, d in family.items()} == pytest.approx(expected, abs=1e-6)
+    headline = s["regimes"]["2shot"]
+    assert "diff_vs_real" in headline["ddim"]["accuracy"] and s["reference"] == "real_pool"
+    assert headline["ddim"]["mAP50"]["ci95"] is None  # one YOLO seed: no interval
+    assert headline["ddim"]["mAP50"]["diff_vs_baseline"]["p_value"] is None
+    assert "mAP50" not in headline["real_pool"] and "mAP50" not in s["regimes"]["1shot"]["ddim"]  # no detector
     assert s["budget"] == {"yolo_optimizer_steps": {"baseline": [1], "ddim": [2]}, "yolo_equal": False}
-    assert "diff_vs_baseline" not in s["variants"]["baseline"]["accuracy"]
+    assert "diff_vs_baseline" not in headline["baseline"]["accuracy"]
+    # the exchange rate: ddim read off the curve baseline (0 extra) → real_pool (1 extra per class)
+    for regime, e in s["exchange"].items():
+        curve = [e["curve"][v]["mean"] for v in ("baseline", "real_pool")]
+        assert [e["curve"][v]["real_per_class"] for v in ("baseline", "real_pool")] == [0, 1]
+        worth = e["variants"]["ddim"]["real_per_class"]
+        acc = s["regimes"][regime]["ddim"]["accuracy"]["mean"]
+        top = max(curve)
+        assert worth == pytest.approx(
+            0.0 if acc <= curve[0] else 1.0 if acc >= top else (acc - curve[0]) / (curve[1] - curve[0]), abs=1e-3
+        )
+        lo, hi = e["variants"]["ddim"]["ci95"]
+        assert 0 <= lo <= hi <= 1
     assert set(s["quality"]) == {"txt2img/ddim", "img2img/0.5"} and "box_survival" in s["quality"]["img2img/0.5"]
     with open(tiny.arg("summarize", "--study-plot")) as fh:
         assert [(r["scheduler"], r["steps"]) for r in csv.DictReader(fh)] == [("ddim", "1"), ("ddim", "2")]
+
+
+def test_worth_in_real_reads_the_real_curve():
+    from synthaug.stats import worth_in_real
+
+    xs, ys = [0, 5, 10, 30], np.array([0.5, 0.6, 0.58, 0.8])  # a dip: read on the running maximum
+    assert worth_in_real(xs, ys, 0.4) == 0.0 and worth_in_real(xs, ys, 0.9) == 30.0  # clipped to the curve
+    assert worth_in_real(xs, ys, 0.55) == pytest.approx(2.5)
+    assert worth_in_real(xs, ys, 0.6) == pytest.approx(5.0)
+    assert worth_in_real(xs, ys, 0.7) == pytest.approx(20.0)  # 0.6 → 0.8 between 10 and 30 (the dip is flat)
 
 
 def test_holm_adjustment_values():
@@ -222,19 +249,29 @@ def test_assemble_filter_drops_low_confidence_images(tmp_path: Path, base_params
 def test_report_markdown_quotes_the_summary(tiny: Dag):
     md = tiny.arg("report", "--markdown").read_text()
     s = read(tiny.arg("summarize", "--out"))
-    acc = s["variants"]["ddim"]["accuracy"]
-    assert f"| ddim | {acc['mean']:.3f} ± {acc['ci95']:.3f} |" in md and "| ddim | 1 |" in md
+    for regime in ("1shot", "2shot"):  # a table per regime, in order
+        acc = s["regimes"][regime]["ddim"]["accuracy"]
+        assert f"| ddim | {acc['mean']:.3f} ± {acc['ci95']:.3f} |" in md.split(f"**{regime[0]} real images")[1]
+    assert "| ddim | 1 |" in md
     assert "Warning: the detectors took different numbers of optimiser steps" in md  # 1 vs 2: epochs=1 cannot halve
-    assert re.search(r"ResNet accuracy: (no variant beats|.* beats?) the baseline after Holm's adjustment over 2", md)
-    assert Image.open(tiny.arg("report", "--study-png")).size[0] > 500
+    for shots in (1, 2):
+        assert re.search(rf"ResNet accuracy at {shots} real images? per class: .*(beats? the baseline|undecided)", md)
+    assert "Holm's adjustment runs over the 5 comparisons above together" in md
+    worth = s["exchange"]["1shot"]["variants"]["ddim"]
+    assert f"ddim ≈ {'≥ ' if worth['at_curve_end'] else ''}{worth['real_per_class']:.1f} [" in md
+    for flag in ("--study-png", "--shots-png", "--exchange-png"):
+        assert Image.open(tiny.arg("report", flag)).size[0] > 500
 
 
 def test_report_is_self_contained(tiny: Dag):
     page = tiny.arg("report", "--out").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)  # nothing fetched from a network
-    assert "<script" not in page and page.count('src="data:image/png;base64,') >= 8
+    assert "<script" not in page and page.count('src="data:image/png;base64,') >= 10
     for anchor in (
-        'id="results"',
+        'id="results-1shot"',
+        'id="results-2shot"',
+        'alt="accuracy against real shots"',
+        'alt="exchange rate"',
         'id="quality"',
         'id="study"',
         'id="study-plot"',
@@ -250,7 +287,7 @@ window.addEventListener('load', () => {
   const visible = sel => [...document.querySelectorAll(sel)]
     .filter(e => e.offsetHeight > 0 && e.offsetWidth > 0).length;
   const out = {images: imgs.length, broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length,
-               results_rows: document.querySelectorAll('#results tbody tr').length,
+               results_rows: document.querySelectorAll('table.results tbody tr').length,
                galleries: visible('.gallery'), tables: visible('table')};
   const pre = document.createElement('pre'); pre.id = 'check'; pre.textContent = JSON.stringify(out);
   document.body.appendChild(pre);
@@ -284,7 +321,7 @@ def test_report_renders_in_headless_chromium(tiny: Dag, tmp_path: Path):
     assert found, proc.stderr[-2000:]
     check = json.loads(found.group(1))
     assert check["broken"] == 0 and check["images"] >= 8
-    assert check["results_rows"] == 3 and check["galleries"] == 3 and check["tables"] >= 6
+    assert check["results_rows"] == 2 * 3 and check["galleries"] == 3  # 2 regimes × 3 variants and check["tables"] >= 6
     shot = tmp_path / "report.png"
     proc = chromium(f"--screenshot={shot}", "--window-size=1280,2400", tiny.arg("report", "--out").as_uri())
     assert shot.is_file(), proc.stderr[-2000:]
@@ -337,7 +374,10 @@ def test_a_stage_killed_mid_write_leaves_no_half_written_output(tiny: Dag, tmp_p
     in the middle of writing an output: every output is then absent or whole, never cut short. The
     stage runs its dvc.yaml command with the outputs redirected to a scratch folder."""
     words = tiny.commands[module].split()
-    flags = {"summarize": ("--out", "--study-plot"), "report": ("--out", "--markdown", "--study-png")}[module]
+    flags = {
+        "summarize": ("--out", "--study-plot"),
+        "report": ("--out", "--markdown", "--study-png", "--shots-png", "--exchange-png"),
+    }[module]
     outs = [tmp_path / tiny.arg(module, flag).name for flag in flags]
     for flag, out in zip(flags, outs):
         words[words.index(flag) + 1] = str(out)

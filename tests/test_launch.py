@@ -91,9 +91,10 @@ def test_sampling_over_two_processes_is_byte_identical_to_one(tmp_path: Path, pa
 
 def test_resnet_trains_under_ddp_on_two_cpu_processes(tmp_path: Path, params, small_real):
     params["variants"] = {"baseline": {"source": "none", "ratio": 0.0}}
-    params["trials"].update(yolo_variants=["baseline"], resnet_seeds=[0])
+    params["trials"].update(yolo_variants=["baseline"], resnet_seeds=[0], shots=[2])  # small_real's whole train set
     params["train_resnet"].update(steps=12, batch_size=8, eval_every=3, warmup_steps=1, lr=0.02, max_shift=0)
     params["launch"]["training"] = {"launcher": "torchrun", "processes": 2, "threads": 1}
+    params["launch"]["runs"]["workers"] = 1  # each run is already spread over the processes
     p = write_params(tmp_path / "params.yaml", params)
     data = tmp_path / "data"
     data.mkdir()
@@ -115,11 +116,11 @@ def test_resnet_trains_under_ddp_on_two_cpu_processes(tmp_path: Path, params, sm
         history,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "over 2 process(es)" in proc.stderr
-    assert proc.stderr.count("wrote " + str(out / "seed0")) == 1  # the main process alone saves
-    assert sorted(f.name for f in out.iterdir()) == ["seed0"]  # nothing half-written beside it
-    assert sorted(f.name for f in (out / "seed0").iterdir()) == ["config.json", "model.safetensors"]
-    losses = [float(line.split(",")[1]) for line in (history / "seed0.csv").read_text().splitlines()[1:]]
+    assert "DDP over 2 processes" in proc.stderr
+    assert proc.stderr.count("wrote " + str(out / "2shot" / "seed0")) == 1  # the main process alone saves
+    assert sorted(f.name for f in (out / "2shot").iterdir()) == ["seed0"]  # nothing half-written beside it
+    assert sorted(f.name for f in (out / "2shot" / "seed0").iterdir()) == ["config.json", "model.safetensors"]
+    losses = [float(line.split(",")[1]) for line in (history / "2shot" / "seed0.csv").read_text().splitlines()[1:]]
     assert len(losses) == 4 and losses[-1] < losses[0], f"the loss did not fall: {losses}"
     # the same params run as one process: the stage refuses, since processes is a param of the result
     proc = run_module(
@@ -142,6 +143,7 @@ def test_resnet_trains_under_ddp_on_two_cpu_processes(tmp_path: Path, params, sm
 def test_global_batch_must_split_over_processes(params):
     params["train_resnet"]["batch_size"] = 9
     params["launch"]["training"] = {"launcher": "accelerate", "processes": 2, "threads": 1}
+    params["launch"]["runs"]["workers"] = 1
     with pytest.raises(
         ParamsError,
         match=r"train_resnet.batch_size: 9 is the global batch and does not split over "

@@ -53,6 +53,24 @@ def test_repo_params_are_valid():
         ),
         (lambda p: p["trials"].update(resnet_seeds=[0, 0]), "trials.resnet_seeds: [0, 0] must be distinct seeds"),
         (lambda p: p["trials"].update(yolo_seeds=[]), "trials.yolo_seeds: [] must be distinct seeds"),
+        (lambda p: p["trials"].update(shots=[4, 1]), "trials.shots: [4, 1] must be increasing shot counts"),
+        (
+            lambda p: p["trials"].update(shots=[1, 4, 32]),
+            "trials.shots: 32 shots is more than the train split holds (prepare.shots_per_class: 16)",
+        ),
+        (
+            lambda p: p["variants"]["ddim"].update(shots=[2]),
+            "variants.ddim.shots: [2] must be some of trials.shots ([1, 4, 16]), at least one",
+        ),
+        (
+            lambda p: p["variants"]["baseline"].update(shots=[4]),
+            "variants.baseline.shots: the baseline trains in every",
+        ),
+        (
+            lambda p: p["variants"]["ddim"].update(per_class=40),
+            "variants.ddim.per_class: 40 is more than txt2img/ddim makes per class (30); lower it",
+        ),
+        (lambda p: p["variants"]["baseline"].update(per_class=4), "variants.baseline.per_class: 4, but source is none"),
         (lambda p: p["prompts"].update(templates=["a photo of a digit"]), "must contain '{name}'"),
         (lambda p: p.update(sed=1), "sed: unknown key; did you mean 'seed'?"),
         (

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from synthaug.files import read_jsonl
 from synthaug.layout import Dataset, Real, Source
 from synthaug.params import ParamsError, parse_params
-from tests.helpers import CLASSES, ROOT, error_lines, run_assemble, run_module, write_params
+from tests.helpers import CLASSES, ROOT, error_lines, for_small_real, run_assemble, run_module, write_params
 
 
 def real_pool(out: Path, params: dict, real: Path) -> subprocess.CompletedProcess:
@@ -60,8 +60,7 @@ def test_assemble_links_real_splits_and_pastes_synthetic_digits(ddim_dataset: Pa
 
 
 def test_real_pool_variant_adds_real_pool_digits_like_a_synthetic_source(tmp_path: Path, base_params, small_real):
-    params = copy.deepcopy(base_params)
-    params["real_pool"]["per_class"] = 1
+    params = for_small_real(copy.deepcopy(base_params))
     proc = real_pool(tmp_path / "pool", params, small_real)
     assert proc.returncode == 0, proc.stderr
     rows = read_jsonl(Source(tmp_path / "pool").manifest)
@@ -115,8 +114,10 @@ def test_assemble_errors_leave_nothing(tmp_path: Path, base_params, small_real: 
 
 
 def train_resnet(tmp_path: Path, params: dict, data: Path, seeds: list[int], out: str, budget: bool = True):
-    """The stage, every seed of ``seeds`` in its one process, into ``out/seed<k>`` (histories in ``out-history``)."""
+    """The stage, every seed of ``seeds`` in its one process, into ``out/2shot/seed<k>`` — every real
+    train image of small_real (histories in ``out-history``)."""
     params["trials"]["resnet_seeds"] = seeds
+    params["trials"]["shots"] = [2]
     if budget:
         params["train_resnet"].update(steps=6, batch_size=8, eval_every=3, warmup_steps=2)
     return run_module(
@@ -142,7 +143,9 @@ def test_train_resnet_learns_and_is_deterministic(tmp_path: Path, params, ddim_d
     for seeds, out in (([0, 1], "a"), ([1], "b")):
         proc = train_resnet(tmp_path, params, ddim_dataset, seeds, out)
         assert proc.returncode == 0, proc.stderr
-    a0, a1, b1 = (load_file(tmp_path / o / "model.safetensors") for o in ("a/seed0", "a/seed1", "b/seed1"))
+    a0, a1, b1 = (
+        load_file(tmp_path / o / "model.safetensors") for o in ("a/2shot/seed0", "a/2shot/seed1", "b/2shot/seed1")
+    )
     # a seed's run is the same whether or not another seed trained before it in the process
     assert a1.keys() == b1.keys() and all(np.array_equal(a1[k], b1[k]) for k in a1)
     assert any(not np.array_equal(a0[k], a1[k]) for k in a0)
@@ -154,17 +157,62 @@ def test_train_resnet_learns_and_is_deterministic(tmp_path: Path, params, ddim_d
     assert proc.returncode == 0, proc.stderr
     torch.manual_seed(0)  # the network seed 0's run started from, built as the stage builds it
     init = build_resnet(parse_params(learn).train_resnet, 10)
-    trained, _ = load_trained(tmp_path / "d" / "seed0")
+    trained, _ = load_trained(tmp_path / "d" / "2shot" / "seed0")
     assert not torch.equal(trained.conv1.weight, init.conv1.weight)  # the optimiser stepped
     x, y = load_folder(ddim_dataset / "cls" / "train", CLASSES)
     with torch.no_grad():  # batch statistics: a short run leaves batch-norm's running averages near their start
         loss = [torch.nn.functional.cross_entropy(net.train()(normalise(x)), y).item() for net in (init, trained)]
     assert loss[1] < 0.5 * loss[0], loss  # it learned the real train images
-    history = (tmp_path / "a-history" / "seed0.csv").read_text().splitlines()
+    history = (tmp_path / "a-history" / "2shot" / "seed0.csv").read_text().splitlines()
     assert history[0] == "step,train_loss,val_accuracy" and len(history) == 3
-    assert sorted(f.name for f in (tmp_path / "a").iterdir()) == ["seed0", "seed1"]
-    config = json.loads((tmp_path / "a" / "seed0" / "config.json").read_text())
+    assert sorted(f.name for f in (tmp_path / "a" / "2shot").iterdir()) == ["seed0", "seed1"]
+    config = json.loads((tmp_path / "a" / "2shot" / "seed0" / "config.json").read_text())
     assert config["ratio"] == 1.0 and config["steps"] == 6 and config["arch"] == "resnet18"
+    assert config["shots"] == 2 and config["real_images"] == 20 and config["synthetic_images"] == 30
+
+
+def fake_split(names: list[str], per_class: int) -> list[tuple[Path, int]]:
+    return [(Path(f"{k}/{n}.png"), k) for k in range(10) for n in names[k * per_class : (k + 1) * per_class]]
+
+
+def test_kshot_draw_is_paired_across_variants_and_redrawn_per_seed():
+    from stages.train_resnet import draw_shots
+    from synthaug.errors import DataError
+
+    files = fake_split([f"{i:05d}" for i in range(160)], 16)
+    a, again, other = (
+        draw_shots(files, 10, 4, 0, Path("x")),
+        draw_shots(files, 10, 4, 0, Path("x")),
+        draw_shots(files, 10, 4, 1, Path("x")),
+    )
+    assert np.array_equal(a, again) and not np.array_equal(a, other)  # fixed by the seed alone: paired
+    assert [sum(files[i][1] == k for i in a) for k in range(10)] == [4] * 10  # k per class
+    assert not np.array_equal(a, draw_shots(files, 10, 1, 0, Path("x"))[: len(a)])
+    assert np.array_equal(draw_shots(files, 10, 16, 3, Path("x")), np.arange(160))  # all of them: no draw
+    with pytest.raises(
+        DataError, match=r"x: class 0 has 16 train images, trials.shots asks for 17; lower trials.shots"
+    ):
+        draw_shots(files, 10, 17, 0, Path("x"))
+
+
+def test_img2img_regime_keeps_the_variants_of_the_chosen_real_images():
+    import torch
+
+    from stages.train_resnet import regime_data
+
+    real = fake_split([f"{i:05d}" for i in range(40)], 4)
+    synthetic = [(Path(f"{k}/{f.stem}-v{v}.png"), k) for f, k in real for v in (0, 1)]  # img2img's names
+    tensors = {
+        "train": (torch.arange(40, dtype=torch.uint8), torch.tensor([k for _, k in real])),
+        "synthetic": (torch.arange(80, dtype=torch.uint8), torch.tensor([k for _, k in synthetic])),
+    }
+    data = ([str(k) for k in range(10)], {"train": real, "synthetic": synthetic}, tensors)
+    (xr, yr), (xs, ys), names = regime_data(data, 1, 0, True, Path("x"))
+    assert len(xr) == 10 and sorted(yr.tolist()) == list(range(10))
+    assert len(xs) == 20 and {synthetic[int(i)][0].stem.rsplit("-v", 1)[0] for i in xs} == set(names)
+    assert [real[int(i)][0].stem for i in xr] == names
+    (_, _), (xs, _), _ = regime_data(data, 1, 0, False, Path("x"))  # txt2img: every synthetic image, whatever k
+    assert len(xs) == 80
 
 
 def test_train_resnet_mixes_synthetic_at_the_ratio():

@@ -19,6 +19,7 @@ import yaml
 from synthaug.app.engine import Request, shown_at
 from synthaug.dag import Dag
 from synthaug.errors import UserError
+from synthaug.metrics import regime_rows
 from synthaug.params import Params, ParamsError, parse_params
 
 
@@ -113,7 +114,8 @@ def gains(metrics: dict) -> str:
     """Each variant's accuracy gain over the baseline (mean ± CI) from an experiment's summary."""
     for name, m in metrics.items():
         if name.endswith("summary.json"):
-            rows = m.get("data", {}).get("variants", {})
+            data = m.get("data", {})
+            rows = regime_rows(data) if "regimes" in data or "variants" in data else {}
             return ", ".join(
                 f"{v}: {r['accuracy']['diff_vs_baseline']['mean']:+.3f} ± {r['accuracy']['diff_vs_baseline']['ci95']}"
                 for v, r in rows.items()
@@ -260,7 +262,7 @@ class Experiments:
             if params[a].get(k) != params[b].get(k)
         ]
         dag = Dag(self.root)
-        summaries = {n: json.loads(self.read_at(n, dag.arg("summarize", "--out")))["variants"] for n in (a, b)}
+        summaries = {n: regime_rows(json.loads(self.read_at(n, dag.arg("summarize", "--out")))) for n in (a, b)}
         rows = []
         for variant in dict.fromkeys([*summaries[a], *summaries[b]]):
             for m in METRICS:
@@ -301,6 +303,7 @@ class Experiments:
         import csv
         import io
 
+        from synthaug.layout import regime
         from synthaug.reporting import study_figure, training_curves
 
         def read(path: Path) -> str:
@@ -311,7 +314,8 @@ class Experiments:
         curves = dag.arg("report", "--curves")
         # an experiment made before the trials section kept its seeds in the budget
         seeds = params["trials"]["resnet_seeds"] if "trials" in params else params["train_resnet"]["seeds"]
-        fig = training_curves(list(params["variants"]), seeds, curves, read)
+        shots = params.get("trials", {}).get("shots")  # an experiment made before regimes has none
+        fig = training_curves(list(params["variants"]), seeds, curves, read, regime(shots[-1]) if shots else None)
         fig.axes[0].set_title(f"{name}: ResNet training")
         study = study_figure(list(csv.DictReader(io.StringIO(read(dag.arg("summarize", "--study-plot"))))))
         study.suptitle(f"{name}: scheduler study")

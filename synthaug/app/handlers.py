@@ -174,17 +174,19 @@ class App:
     def summary_rows(self) -> list[list[Any]]:
         """The summary table as the report writes it: mean ± 95% CI, and the paired difference to the
         baseline with its interval and Holm-adjusted p (synthaug.reporting's formats)."""
-        from synthaug.metrics import METRICS
+        from synthaug.metrics import METRICS, regime_rows
         from synthaug.reporting import diff_text, mean_text
 
         summary = self.dag.arg("summarize", "--out")
         if not summary.is_file():
             return []
         labels = {m.name: m.label for m in METRICS}
-        out = []
-        for variant, row in read_json(summary)["variants"].items():
-            for metric, m in ((k, v) for k, v in row.items() if isinstance(v, dict) and "mean" in v):
-                out.append([variant, labels.get(metric, metric), mean_text(m), diff_text(m.get("diff_vs_baseline"))])
+        data, out = read_json(summary), []
+        for name in data.get("regimes", {None: None}):
+            for variant, row in regime_rows(data, name).items():
+                shown = f"{variant} @ {name}" if name else variant
+                for metric, m in ((k, v) for k, v in row.items() if isinstance(v, dict) and "mean" in v):
+                    out.append([shown, labels.get(metric, metric), mean_text(m), diff_text(m.get("diff_vs_baseline"))])
         return out
 
 

@@ -1,0 +1,103 @@
+"""Does the verdict survive another kernel path? Rerun training and evaluation as another CPU would compute them.
+
+    python bench/robustness.py [--repo .] [--scratch /tmp/synthaug-robust] [--capability avx2]
+
+Copies the workspace ``--repo`` (every output in place, after ``make repro``) to ``--scratch``, then
+reruns there every ``train_resnet``, ``train_yolo``, ``evaluate`` stage and ``summarize`` with
+``ATEN_CPU_CAPABILITY=<capability>``: ATen then dispatches to other SIMD kernels (AVX2 instead of
+AVX-512), which round differently — the size of difference another x86 CPU makes. The generated
+images, datasets and judge stay as they are, so what moves is what training and evaluation compute.
+Prints both summaries' conclusions side by side — per regime, variant and headline metric: beats the
+baseline / falls below it / undecided, after Holm's adjustment — and the exchange rates, and exits
+non-zero if any conclusion differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synthaug.metrics import METRIC_BY_NAME
+
+RERUN = ("train_resnet@", "train_yolo@", "evaluate@", "summarize")
+
+
+def conclusions(summary: dict) -> dict[str, str]:
+    """(regime variant metric) → the word the verdict says about it."""
+    out = {}
+    for regime, rows in summary["regimes"].items():
+        for variant, metrics in rows.items():
+            for metric, row in metrics.items():
+                d = row.get("diff_vs_baseline")
+                if not d or not METRIC_BY_NAME[metric].headline:
+                    continue
+                if d["beats_baseline"]:
+                    word = "beats"
+                elif d["p_holm"] is not None and d["p_holm"] < summary["alpha"] and d["mean"] < 0:
+                    word = "below"
+                else:
+                    word = "undecided"
+                out[f"{regime} {variant} {metric}"] = word
+    return out
+
+
+def describe(summary: dict, key: str) -> str:
+    regime, variant, metric = key.split()
+    d = summary["regimes"][regime][variant][metric]["diff_vs_baseline"]
+    return f"{d['mean']:+.3f} ± {d['ci95']:.3f} (p_Holm {d['p_holm']:.3f})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repo", type=Path, default=Path("."))
+    ap.add_argument("--scratch", type=Path, default=Path("/tmp/synthaug-robust"))
+    ap.add_argument("--capability", default="avx2", help="ATEN_CPU_CAPABILITY: default, avx2, avx512")
+    args = ap.parse_args()
+    repo, scratch = args.repo.resolve(), args.scratch.resolve()
+    summary_file = Path("metrics/summary.json")
+    if not (repo / summary_file).is_file():
+        sys.exit(f"{repo / summary_file}: missing; run `make repro` in {repo} first")
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    shutil.copytree(repo, scratch, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
+    if (repo / ".venv").is_dir():
+        (scratch / ".venv").symlink_to(repo / ".venv")
+    env = dict(os.environ, ATEN_CPU_CAPABILITY=args.capability, DVC_NO_ANALYTICS="1")
+    env["PATH"] = f"{scratch / '.venv' / 'bin'}:{env['PATH']}"
+    names = subprocess.run(
+        ["dvc", "stage", "list", "--name-only"], cwd=scratch, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    targets = sorted(
+        (n for n in names if n.startswith(RERUN)), key=lambda n: [n.startswith(p) for p in RERUN].index(True)
+    )
+    t0 = time.perf_counter()
+    subprocess.run(["dvc", "repro", "--force", "--single-item", *targets], cwd=scratch, env=env, check=True)
+    minutes = (time.perf_counter() - t0) / 60
+    ours, theirs = (json.loads((root / summary_file).read_text()) for root in (repo, scratch))
+    print(f"\nreran {len(targets)} stages with ATEN_CPU_CAPABILITY={args.capability} in {minutes:.1f} min")
+    print(f"trained on: {ours.get('machines')} | rerun: {theirs.get('machines')}")
+    a, b = conclusions(ours), conclusions(theirs)
+    width = max(map(len, a))
+    print(f"\n{'comparison':<{width}}  {'committed kernels':<40}{args.capability:<40}")
+    for key in a:
+        mark = "" if a[key] == b.get(key) else "   <-- differs"
+        left, right = f"{a[key]} {describe(ours, key)}", f"{b.get(key, '?')} {describe(theirs, key)}"
+        print(f"{key:<{width}}  {left:<40}{right:<40}{mark}")
+    for regime, e in ours.get("exchange", {}).items():
+        for v, r in e["variants"].items():
+            t = theirs["exchange"][regime]["variants"][v]
+            print(f"{regime} {v}: worth {r['real_per_class']:.1f} {r['ci95']} | {t['real_per_class']:.1f} {t['ci95']}")
+    same = sum(a[k] == b.get(k) for k in a)
+    print(f"\n{same} of {len(a)} conclusions agree")
+    sys.exit(0 if same == len(a) else 1)
+
+
+if __name__ == "__main__":
+    main()
