@@ -1,4 +1,5 @@
-"""How many seeds each comparison needs: from pilot runs (the committed ``metrics/eval/<variant>.json``),
+"""How many seeds each comparison needs: from pilot runs (the committed ``metrics/eval/<variant>.json``,
+per regime for the classifier),
 the paired difference to the baseline per seed, its observed effect size, and the smallest number of
 seeds that gives a two-sided paired t-test 80 % power at that effect — at alpha 0.05, and at the
 stricter alpha Holm's first step uses for the whole family (0.05 / comparisons).
@@ -53,25 +54,28 @@ def main() -> None:
     args = ap.parse_args()
     evals = {p.stem: json.loads(p.read_text()) for p in sorted(args.eval.glob("*.json"))}
     rows = []
-    for m in METRICS:
-        base = evals[BASELINE][m.model]
+    for m in (m for m in METRICS if m.headline):  # the verdict's family
         for variant, e in evals.items():
-            seeds = sorted(k for k in e[m.model] if k.startswith("seed") and k in base)
-            if variant == BASELINE or len(seeds) < 2:
-                continue
-            diffs = np.array([e[m.model][s][m.name] - base[s][m.name] for s in seeds])
-            sd = diffs.std(ddof=1)
-            effect = diffs.mean() / sd if sd > 0 else float("inf")
-            rows.append((m.label, variant, len(seeds), diffs.mean(), sd, effect))
+            # per regime for the classifier (<k>shot → seeds), one set of seeds for the detector
+            cells = e[m.model].items() if m.model == "resnet" else [("", e[m.model])]
+            for regime, runs in cells:
+                base = evals[BASELINE][m.model].get(regime, {}) if regime else evals[BASELINE][m.model]
+                seeds = sorted(k for k in runs if k.startswith("seed") and k in base)
+                if variant == BASELINE or len(seeds) < 2:
+                    continue
+                diffs = np.array([runs[s][m.name] - base[s][m.name] for s in seeds])
+                sd = diffs.std(ddof=1)
+                effect = diffs.mean() / sd if sd > 0 else float("inf")
+                rows.append((f"{m.label} {regime}".strip(), variant, len(seeds), diffs.mean(), sd, effect))
     family = max(1, len(rows))
-    print(f"{'metric':<16} {'variant':<10} {'seeds':>5} {'mean Δ':>8} {'sd Δ':>7} {'d':>6} "
+    print(f"{'comparison':<28} {'variant':<13} {'seeds':>5} {'mean Δ':>8} {'sd Δ':>7} {'d':>6} "
           f"{'n at α=' + format(args.alpha, 'g'):>10} {'n at α/' + str(family):>9}")  # fmt: skip
     for label, variant, n, mean, sd, effect in rows:
         plain, strict = (
             seeds_needed(effect, a, args.power) if np.isfinite(effect) else 2 for a in (args.alpha, args.alpha / family)
         )
         shown = [str(x) if x is not None else ">200" for x in (plain, strict)]
-        print(f"{label:<16} {variant:<10} {n:>5} {mean:>+8.4f} {sd:>7.4f} {effect:>6.2f} {shown[0]:>10} {shown[1]:>9}")
+        print(f"{label:<28} {variant:<13} {n:>5} {mean:>+8.4f} {sd:>7.4f} {effect:>6.2f} {shown[0]:>10} {shown[1]:>9}")
 
 
 if __name__ == "__main__":

@@ -79,12 +79,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("usage: python -m synthaug.launch <launch section> <stage module> --params PARAMS ...")
     section, module, args = argv[0], argv[1], argv[2:]
     params_file = args[args.index("--params") + 1]
-    sections = load_params(params_file).launch
-    if section not in sections.__dataclass_fields__:
-        raise ParamsError(
-            f"{params_file}: launch.{section}: no such section (known: {', '.join(sections.__dataclass_fields__)})"
-        )
-    cmd = command(getattr(sections, section), module, args)
+    launch = load_params(params_file).launch
+    sections = {n: getattr(launch, n) for n in launch.__dataclass_fields__}
+    sections = {n: cfg for n, cfg in sections.items() if isinstance(cfg, LaunchParams)}  # launch.runs is no launcher
+    if section not in sections:
+        raise ParamsError(f"{params_file}: launch.{section}: no such section (known: {', '.join(sections)})")
+    cmd = command(sections[section], module, args)
     sys.stdout.flush()
     os.execv(cmd[0], cmd)  # the stage (or its launcher) replaces this process: its exit status is DVC's
 

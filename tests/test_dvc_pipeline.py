@@ -100,10 +100,11 @@ def test_training_params_touch_only_their_trainer(scratch_repo: Path, section: s
 
 
 def test_editing_one_variant_ratio_touches_only_that_variant(scratch_repo: Path):
-    edit_params(scratch_repo, lambda p: p["variants"]["pndm"].update(ratio=0.5))
+    edit_params(scratch_repo, lambda p: p["variants"]["ddim"].update(ratio=0.5))
     assert params_changed(scratch_repo) == {
-        "assemble@pndm",
-        "train_resnet@pndm",
+        "assemble@ddim",
+        "train_resnet@ddim",
+        "evaluate@ddim",  # it reads the variant's regimes (an optional key DVC cannot list alone)
         "summarize",
         "report",
     }  # they print the ratio
@@ -112,6 +113,11 @@ def test_editing_one_variant_ratio_touches_only_that_variant(scratch_repo: Path)
 def test_how_sampling_runs_reruns_nothing_and_training_processes_rerun_only_resnet(scratch_repo: Path):
     edit_params(scratch_repo, lambda p: p["launch"]["sampling"].update(launcher="accelerate", processes=8))
     assert params_changed(scratch_repo) == set()  # byte-identical outputs (tests/test_launch.py): nothing to redo
+    edit_params(scratch_repo, lambda p: p["launch"]["runs"].update(workers=1))
+    assert params_changed(scratch_repo) == set()  # how many runs at once changes no run
+    edit_params(scratch_repo, lambda p: p["launch"]["runs"].update(threads=2))  # each run's threads: its result
+    assert {s.split("@")[0] for s in params_changed(scratch_repo)} == {"train_resnet"}
+    edit_params(scratch_repo, lambda p: p["launch"]["runs"].update(threads=1))
     edit_params(scratch_repo, lambda p: p["launch"]["training"].update(launcher="torchrun", processes=2))
     assert {s.split("@")[0] for s in params_changed(scratch_repo)} == {"train_resnet"}
 

@@ -101,7 +101,7 @@ def test_quality_scores_synthetic_sources(tiny: Dag, tiny_judge: Path):
     import torch
 
     from synthaug.images import image_folder
-    from synthaug.quality import frechet_distance
+    from synthaug.quality import frechet_distance, kernel_inception_distance
     from synthaug.resnet import load_folder, load_images, load_trained, predict
 
     q = read(tiny.arg("quality_txt2img@ddim", "--out"))
@@ -114,8 +114,9 @@ def test_quality_scores_synthetic_sources(tiny: Dag, tiny_judge: Path):
     probs, feats = predict(judge, load_images([f for f, _ in files], (32, 1)))
     labels = torch.tensor([k for _, k in files])
     assert q["conditional_accuracy"] == round(float((probs.argmax(1) == labels).float().mean()), 6)
-    _, val_feats = predict(judge, load_folder(Real(tiny.arg("prepare", "--out")).cls("val"), CLASSES)[0])
-    assert q["frechet_distance"] == round(frechet_distance(feats.numpy(), val_feats.numpy()), 4)
+    _, ref = predict(judge, load_folder(Real(tiny.arg("prepare", "--out")).cls("pool"), CLASSES)[0])
+    assert q["frechet_distance"] == round(frechet_distance(feats.numpy(), ref.numpy()), 4)  # against the pool
+    assert (q["kid"], q["kid_std"]) == tuple(round(v, 6) for v in kernel_inception_distance(feats.numpy(), ref.numpy()))
     assert "box_survival" not in read(tiny.arg("quality_img2img@0.5", "--out"))
     i = read(tiny.arg("survival@0.5", "--out"))
     labels = list(Detection(tiny.arg("survival@0.5", "--synthetic")).labels().glob("*.txt"))

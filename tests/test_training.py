@@ -99,9 +99,9 @@ def test_bad_variants_are_rejected(params, edit, message):
 
 
 def test_assemble_errors_leave_nothing(tmp_path: Path, base_params, small_real: Path):
-    proc = run_assemble(tmp_path, base_params, "pndm", small_real, tmp_path / "missing")
-    assert proc.returncode == 1 and "not generated yet; run `dvc repro` for txt2img/pndm" in error_lines(proc)[0]
-    assert not (tmp_path / "pndm").exists()
+    proc = run_assemble(tmp_path, base_params, "ddim", small_real, tmp_path / "missing")
+    assert proc.returncode == 1 and "not generated yet; run `dvc repro` for txt2img/ddim" in error_lines(proc)[0]
+    assert not (tmp_path / "ddim").exists()
     import shutil
 
     broken = tmp_path / "real"
@@ -118,6 +118,8 @@ def train_resnet(tmp_path: Path, params: dict, data: Path, seeds: list[int], out
     train image of small_real (histories in ``out-history``)."""
     params["trials"]["resnet_seeds"] = seeds
     params["trials"]["shots"] = [2]
+    for variant in params["variants"].values():
+        variant.pop("shots", None)  # their regimes are not small_real's
     if budget:
         params["train_resnet"].update(steps=6, batch_size=8, eval_every=3, warmup_steps=2)
     return run_module(
@@ -169,6 +171,29 @@ def test_train_resnet_learns_and_is_deterministic(tmp_path: Path, params, ddim_d
     config = json.loads((tmp_path / "a" / "2shot" / "seed0" / "config.json").read_text())
     assert config["ratio"] == 1.0 and config["steps"] == 6 and config["arch"] == "resnet18"
     assert config["shots"] == 2 and config["real_images"] == 20 and config["synthetic_images"] == 30
+
+
+def test_parallel_runs_are_the_runs_of_one_process(tmp_path: Path, params, ddim_dataset: Path):
+    """launch.runs.workers trains a stage's runs (regime × seed) in spawned processes at once: each
+    run's weights are those of the same run in one process, every regime's draws included."""
+    for_small_real(params)  # regimes of 1 and 2 shots
+    params["trials"]["resnet_seeds"] = [0, 1]
+    params["train_resnet"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1)
+    for workers, out in ((2, "par"), (1, "one")):
+        params["launch"]["runs"]["workers"] = workers
+        proc = run_module("stages.train_resnet", "--params", str(write_params(tmp_path / "p.yaml", params)),
+                          "--variant", "ddim", "--data", str(ddim_dataset), "--out", str(tmp_path / out),
+                          "--history", str(tmp_path / f"{out}-history"))  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"{workers} run(s) at once of 1 thread(s)" in proc.stderr
+    runs = sorted(f.parent.relative_to(tmp_path / "one") for f in (tmp_path / "one").rglob("model.safetensors"))
+    assert [str(r) for r in runs] == ["1shot/seed0", "1shot/seed1", "2shot/seed0", "2shot/seed1"]
+    for run in runs:
+        assert (tmp_path / "par" / run / "model.safetensors").read_bytes() == (
+            tmp_path / "one" / run / "model.safetensors"
+        ).read_bytes()
+        drawn = [json.loads((tmp_path / o / run / "config.json").read_text())["real_files"] for o in ("par", "one")]
+        assert drawn[0] == drawn[1] and len(drawn[0]) == 10 * int(str(run)[0])
 
 
 def fake_split(names: list[str], per_class: int) -> list[tuple[Path, int]]:
