@@ -3,7 +3,11 @@ threads the stage pins (``launch.training.threads``). FLOPs are counted by
 ``torch.utils.flop_counter`` on one real step (forward, backward); the step is the stage's own
 (``synthaug.resnet.train``: batch drawing, shift augmentation, SGD) on images of the stage's shape.
 
-    python bench/train_flops.py [--steps 30] [--layouts nchw,channels_last]
+    python bench/train_flops.py [--steps 30] [--layouts nchw,channels_last] [--workers 2]
+
+``--workers N`` adds the stage's parallel layout (``launch.runs``): N processes of
+``launch.runs.threads`` threads each, stepping at once; their summed GFLOP/s is what the stage's
+runs achieve together on the same cores, next to the same matmul peak.
 
 ``channels_last`` runs the same loop with the network and each batch in NHWC memory format
 (oneDNN's preferred layout): a different kernel path, so its weights differ from NCHW's by
@@ -53,11 +57,27 @@ def images(n: int, size: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]
     return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen), torch.arange(n) % classes
 
 
+def worker_step_seconds(job: tuple[Path, int, int]) -> float:
+    """Seconds per NCHW step of the stage's loop in this (spawned) process, on ``threads`` threads."""
+    params_file, threads, steps = job
+    cfg = load_params(params_file).train_resnet
+    pin_threads(threads)
+    real, syn = images(160, 32, 10), images(320, 32, 10)
+    torch.manual_seed(0)
+    net = build_resnet(cfg, 10)
+    short = replace(cfg, steps=steps, eval_every=10**9)
+    train(net, real, syn, (real[0][:1], real[1][:1]), 1.0, replace(short, steps=3), seed=0)
+    t0 = time.perf_counter()
+    train(net, real, syn, (real[0][:1], real[1][:1]), 1.0, short, seed=0)
+    return (time.perf_counter() - t0) / steps
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--layouts", default="nchw,channels_last")
+    ap.add_argument("--workers", type=int, default=2, help="parallel 1-run processes (launch.runs); 1: skip")
     args = ap.parse_args()
     params = load_params(args.params)
     cfg, size, classes = params.train_resnet, params.data.image_size, 10
@@ -86,6 +106,19 @@ def main() -> None:
         print(
             f"{'train step, ' + layout:<28} {achieved:7.1f} GFLOP/s  {achieved / peak:6.1%} of peak, "
             f"{seconds * 1e3:.0f} ms/step, {cfg.batch_size / seconds:.0f} images/s"
+        )
+    if args.workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        threads = params.launch.runs.threads
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+            per_step = list(pool.map(worker_step_seconds, [(args.params, threads, args.steps)] * args.workers))
+        achieved = sum(flops / t for t in per_step) / 1e9
+        label, rate = f"{args.workers} runs x {threads} thread(s)", sum(cfg.batch_size / t for t in per_step)
+        print(
+            f"{label:<28} {achieved:7.1f} GFLOP/s  {achieved / peak:6.1%} of peak together, "
+            f"{max(per_step) * 1e3:.0f} ms/step each, {rate:.0f} images/s"
         )
     # the same count again after the runs: the machine's load moves between the lines above
     print(f"{'fp32 matmul 2048² (again)':<28} {matmul_gflops():7.1f} GFLOP/s")

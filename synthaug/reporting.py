@@ -422,10 +422,11 @@ def training_curves(
 
 
 def curves_section(curves: Path, params: Params) -> str:
-    """The training curves of the largest regime (every regime's histories are in ``curves``)."""
-    fig = training_curves(
-        list(params.variants), params.trials.resnet_seeds, curves, regime=layout.regime(params.trials.shots[-1])
-    )
+    """The training curves of the largest regime, for the variants that train in it (every regime's
+    histories are in ``curves``)."""
+    largest = params.trials.shots[-1]
+    trained = [v for v, cfg in params.variants.items() if largest in (cfg.shots or params.trials.shots)]
+    fig = training_curves(trained, params.trials.resnet_seeds, curves, regime=layout.regime(largest))
     return f'<figure class="plot"><img alt="training curves" src="{figure_uri(fig)}" width="640"></figure>'
 
 

@@ -116,15 +116,15 @@ def compare(params: Params, evals: dict[str, dict]) -> dict[str, dict[str, dict]
 
 def adjust(regimes: dict[str, dict[str, dict]], curve: Sequence[str] = ()) -> dict[str, int]:
     """Holm's adjustment in place (``p_holm``, ``beats_baseline``): the headline metrics' comparisons to
-    the baseline over every regime are one family — the verdict's; the smaller real-pool variants
-    (``curve``: points of the exchange-rate curve, not claims) are one, and each other metric is a
-    family of its own. Returns each family's size."""
+    the baseline over every regime are one family — the verdict's — but for the smaller real-pool
+    variants' (``curve``: points of the exchange-rate curve, not claims), which are one of their own;
+    each other metric is a family of its own. Returns each family's size."""
     families: dict[str, dict[tuple[str, str, str], dict]] = {}
     for r, rows in regimes.items():
         for v, metrics in rows.items():
             for m, row in metrics.items():
                 if "diff_vs_baseline" in row:
-                    family = "curve" if v in curve else "verdict" if METRIC_BY_NAME[m].headline else m
+                    family = m if not METRIC_BY_NAME[m].headline else "curve" if v in curve else "verdict"
                     families.setdefault(family, {})[(r, v, m)] = row["diff_vs_baseline"]
     for compared in families.values():
         adjusted = holm({key: d["p_value"] for key, d in compared.items()})

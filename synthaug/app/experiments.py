@@ -315,7 +315,8 @@ class Experiments:
         # an experiment made before the trials section kept its seeds in the budget
         seeds = params["trials"]["resnet_seeds"] if "trials" in params else params["train_resnet"]["seeds"]
         shots = params.get("trials", {}).get("shots")  # an experiment made before regimes has none
-        fig = training_curves(list(params["variants"]), seeds, curves, read, regime(shots[-1]) if shots else None)
+        variants = [v for v, cfg in params["variants"].items() if not shots or shots[-1] in cfg.get("shots", shots)]
+        fig = training_curves(variants, seeds, curves, read, regime(shots[-1]) if shots else None)
         fig.axes[0].set_title(f"{name}: ResNet training")
         study = study_figure(list(csv.DictReader(io.StringIO(read(dag.arg("summarize", "--study-plot"))))))
         study.suptitle(f"{name}: scheduler study")
