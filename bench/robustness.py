@@ -66,7 +66,12 @@ def main() -> None:
         sys.exit(f"{repo / summary_file}: missing; run `make repro` in {repo} first")
     if scratch.exists():
         shutil.rmtree(scratch)
-    shutil.copytree(repo, scratch, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
+    skip = {repo / p for p in (".venv", ".dvc/cache", "models/resnet", "models/yolo", "runs")}  # remade or not needed
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if Path(folder, n) in skip]
+
+    shutil.copytree(repo, scratch, symlinks=True, ignore=ignore)
     if (repo / ".venv").is_dir():
         (scratch / ".venv").symlink_to(repo / ".venv")
     env = dict(os.environ, ATEN_CPU_CAPABILITY=args.capability, DVC_NO_ANALYTICS="1")
