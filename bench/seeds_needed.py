@@ -22,7 +22,8 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synthaug.metrics import METRICS
-from synthaug.params import BASELINE
+from synthaug.params import BASELINE, load_params
+from synthaug.stats import curve_points
 
 
 def power(n: int, effect: float, alpha: float) -> float:
@@ -51,7 +52,9 @@ def main() -> None:
     ap.add_argument("--eval", type=Path, default=Path("metrics/eval"))
     ap.add_argument("--power", type=float, default=0.8)
     ap.add_argument("--alpha", type=float, default=0.05)
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = ap.parse_args()
+    curve = set(curve_points(load_params(args.params)))  # the exchange curve's points: not the verdict's family
     evals = {p.stem: json.loads(p.read_text()) for p in sorted(args.eval.glob("*.json"))}
     rows = []
     for m in (m for m in METRICS if m.headline):  # the verdict's family
@@ -61,7 +64,7 @@ def main() -> None:
             for regime, runs in cells:
                 base = evals[BASELINE][m.model].get(regime, {}) if regime else evals[BASELINE][m.model]
                 seeds = sorted(k for k in runs if k.startswith("seed") and k in base)
-                if variant == BASELINE or len(seeds) < 2:
+                if variant == BASELINE or variant in curve or len(seeds) < 2:
                     continue
                 diffs = np.array([runs[s][m.name] - base[s][m.name] for s in seeds])
                 sd = diffs.std(ddof=1)
