@@ -89,7 +89,7 @@ def small_budgets(p: dict, model: Path) -> None:
     p["real_pool"]["per_class"] = 2
     p["judge"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1)
     p["filter"]["min_confidence"] = 0.01  # the judge sees the converted 32 px images
-    p["trials"].update(resnet_seeds=[0, 1], yolo_seeds=[0], yolo_variants=["baseline", "ddim"])
+    p["trials"].update(shots=[1], resnet_seeds=[0, 1], yolo_seeds=[0], yolo_variants=["baseline", "ddim"])
     p["train_resnet"].update(steps=4, batch_size=8, eval_every=2, warmup_steps=1)
     p["pretrain_yolo"].update(epochs=1, close_mosaic=0, batch=2, imgsz=64)
     p["train_yolo"].update(epochs=1, close_mosaic=0, imgsz=64, batch=4)
@@ -126,7 +126,7 @@ def test_user_folders_and_a_stable_diffusion_folder_run_to_the_report(scratch_re
     assert assembled["counts"]["cls_synthetic"] == assembled["filter"]["kept"]
     for v in params["variants"]:
         m = json.loads(dag.arg(f"evaluate@{v}", "--out").read_text())
-        assert 0.0 <= m["resnet"]["seed0"]["accuracy"] <= 1.0
+        assert 0.0 <= m["resnet"]["1shot"]["seed0"]["accuracy"] <= 1.0
     page = dag.arg("report", "--out").read_text()
     assert all(f"<b>{v}</b>" in page for v in params["variants"])  # every variant in the results table
     assert "the train split (no pool/ folder)" in page  # what the pool is, said where results are read
