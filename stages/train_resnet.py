@@ -30,8 +30,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +37,10 @@ import numpy as np
 import torch
 
 from synthaug.cli import parse_args, pin_threads, run
+from synthaug.convgrad import for_cpu_training
 from synthaug.errors import DataError
 from synthaug.images import image_folder
-from synthaug.launch import process_group
+from synthaug.launch import in_workers, process_group
 from synthaug.layout import Dataset, Run, history_file, regime
 from synthaug.params import Params, ParamsError, load_params
 from synthaug.provenance import machine
@@ -110,6 +109,8 @@ def train_run(args: argparse.Namespace, params: Params, group: Any, data: tuple,
     real, synthetic, names = regime_data(data, shots, seed, variant.source.startswith("img2img/"), args.data)
     torch.manual_seed(seed)
     net = build_resnet(cfg, len(classes)).to(group.device if group.num_processes > 1 else cfg.device)
+    if cfg.device == "cpu":  # 2.6x the images/s of oneDNN's defaults (synthaug/convgrad.py)
+        net = for_cpu_training(net)
     t0 = time.perf_counter()
     desc = f"resnet {args.variant}/{regime(shots)}/{seed}"
     history = train(net, real, synthetic, val, ratio, cfg, seed, desc=desc, group=group)
@@ -173,7 +174,6 @@ _worker: tuple = ()  # a worker process's (args, params, group, data), loaded on
 
 def start_worker(argv: Sequence[str]) -> None:
     global _worker
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     _worker = setup(argv)
 
 
@@ -208,12 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for shots, seed in runs:
             train_run(args, params, group, data, shots, seed)
         return
-    # spawn, not fork: a forked child of a process whose OpenMP pool has started can hang
-    with ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=start_worker, initargs=(argv,)
-    ) as pool:
-        for done in [pool.submit(work, shots, seed) for shots, seed in runs]:
-            done.result()  # a run's error (one line, as in one process) stops the stage
+    in_workers(work, runs, workers, start_worker, (argv,))
 
 
 if __name__ == "__main__":

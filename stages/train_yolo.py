@@ -9,9 +9,11 @@ Outputs: ``--out`` (models/yolo/<variant>): per seed, ``seed<k>/model.safetensor
          (``args.yaml``, ``weights/{best,last}.pt``), which carry dates and temp paths, so no stage
          reads them; ``--history`` (plots/train_yolo/<variant>, DVC plots): each seed's
          ``results.csv``; ``--timings`` (timings/train_yolo/<variant>.json): seconds per seed
-Params:  train_yolo.*, trials.yolo_seeds, launch.training.threads; ``device``: cpu or one GPU index
-         (Ultralytics' DDP would train where the step count cannot be taken)
-Every seed trains in this one process; each run is the one a process of its own would make.
+Params:  train_yolo.*, trials.yolo_seeds, launch.runs.threads (each run's torch threads;
+         launch.runs.workers, how many run at once on the CPU, changes no result); ``device``: cpu or
+         one GPU index (Ultralytics' DDP would train where the step count cannot be taken)
+The seeds train ``launch.runs.workers`` at a time in spawned processes (one at a time on a GPU);
+each run is the one a process of its own would make.
 Every variant gets the same optimiser steps: ``epochs``, ``close_mosaic`` and ``warmup_epochs``
 count epochs over the real train canvases, and a variant with synthetic canvases gets
 proportionally fewer epochs of each (synthaug/detector.py lists the Ultralytics defaults this
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import sys
 from collections.abc import Sequence
 
 import yaml
@@ -33,6 +36,7 @@ from synthaug.detector import DetectorBudget, train_detector
 from synthaug.errors import DataError
 from synthaug.files import write_json
 from synthaug.images import atomic_dir
+from synthaug.launch import in_workers
 from synthaug.layout import Run, history_file
 from synthaug.params import Params, load_params
 
@@ -43,7 +47,7 @@ log = logging.getLogger("train_yolo")
 
 def budget_from_params(params: Params) -> DetectorBudget:
     c = params.train_yolo
-    return DetectorBudget.of(c, c.model, c.device, params.launch.training.threads)
+    return DetectorBudget.of(c, c.model, c.device, params.launch.runs.threads)
 
 
 def train_seed(args: argparse.Namespace, params: Params, seed: int, n_real: int, n_train: int) -> dict:
@@ -71,16 +75,48 @@ def train_seed(args: argparse.Namespace, params: Params, seed: int, n_real: int,
     return {"seconds": seconds, "optimizer_steps": budget["optimizer_steps"]}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def setup(argv: Sequence[str]) -> tuple[argparse.Namespace, Params, int, int]:
+    """The stage's arguments and params, and the real and total train canvases of its dataset."""
     args = parse_args(__doc__, argv, "data", "pretrained", "out", "runs", "history", "timings", variant=str)
     params = load_params(args.params)
     if not args.data.is_file():
         raise DataError(f"{args.data}: missing; run `dvc repro assemble@{args.variant}`")
     spec = yaml.safe_load(args.data.read_text())
     n_train = len(list((args.data.parent / spec["train"]).glob("*.png")))
-    n_real = spec.get("real_train_images", n_train)
-    timings = {f"seed{seed}": train_seed(args, params, seed, n_real, n_train) for seed in params.trials.yolo_seeds}
-    write_json(args.timings, timings)
+    return args, params, spec.get("real_train_images", n_train), n_train
+
+
+_worker: tuple = ()  # a worker process's setup(), made once by start_worker
+
+
+def start_worker(argv: Sequence[str]) -> None:
+    global _worker
+    _worker = setup(argv)
+
+
+def work(seed: int) -> dict:
+    args, params, n_real, n_train = _worker
+    return train_seed(args, params, seed, n_real, n_train)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, params, n_real, n_train = setup(argv)
+    seeds = params.trials.yolo_seeds
+    workers = min(params.launch.runs.workers, len(seeds)) if params.train_yolo.device == "cpu" else 1
+    log.info(
+        "%s: seeds %s on %d canvases, %d run(s) at once of %d thread(s)",
+        args.variant,
+        ", ".join(map(str, seeds)),
+        n_train,
+        workers,
+        params.launch.runs.threads,
+    )
+    if workers == 1:
+        results = [train_seed(args, params, seed, n_real, n_train) for seed in seeds]
+    else:
+        results = in_workers(work, [(seed,) for seed in seeds], workers, start_worker, (argv,))
+    write_json(args.timings, {f"seed{seed}": r for seed, r in zip(seeds, results)})
 
 
 if __name__ == "__main__":

@@ -45,11 +45,16 @@ def parse_args(doc: str, argv: Sequence[str] | None, *paths: str, **options: typ
     return ap.parse_args(argv)
 
 
+def configure_logging() -> None:
+    """The stages' log format, in a stage's process and in every process it spawns."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
 def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
     """Run a stage's ``main``: user errors (and running out of GPU memory) become one ``error:`` line
     and exit status 1; a stage that DVC ran successfully appends its wall time to the timings file
     (its main process, when a launcher started several)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
     t0 = time.perf_counter()
     try:
         main(argv)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from typing import Any
 
-from synthaug.cli import pin_threads, run
+from synthaug.cli import configure_logging, pin_threads, run
 from synthaug.params import LaunchParams, ParamsError, load_params
 
 
@@ -71,6 +73,24 @@ def process_group(device: str, cfg: LaunchParams) -> Any:
 
     pin_threads(cfg.threads)
     return PartialState(cpu=device == "cpu")
+
+
+def _start_worker(setup: Callable[..., None], setup_args: tuple) -> None:
+    configure_logging()
+    setup(*setup_args)
+
+
+def in_workers(
+    work: Callable[..., Any], runs: Sequence[tuple], workers: int, setup: Callable[..., None], setup_args: tuple
+) -> list:
+    """``work(*run)`` for every run, ``workers`` at a time in spawned processes that each call
+    ``setup(*setup_args)`` once (a stage's ``launch.runs``); the results in the order of ``runs``.
+    A run's error (one line, as in one process) stops the stage."""
+    # spawn, not fork: a forked child of a process whose OpenMP pool has started can hang
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_start_worker, initargs=(setup, setup_args)
+    ) as pool:
+        return [done.result() for done in [pool.submit(work, *r) for r in runs]]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

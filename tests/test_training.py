@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -266,48 +267,39 @@ def test_train_resnet_mixes_synthetic_at_the_ratio():
     assert seen == [4, 4, 4]  # 16 × (1/3) / (1 + 1/3)
 
 
+def train_yolo(cwd: Path, params: dict, dataset: Path, name: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stages.train_yolo", "--params", str(write_params(cwd / "params.yaml", params)),
+         "--variant", "ddim", "--data", str(dataset / "det" / "data.yaml"), "--pretrained", str(cwd / "none"),
+         "--out", str(cwd / name), "--runs", str(cwd / f"{name}-ultralytics"),
+         "--history", str(cwd / f"{name}-history"), "--timings", str(cwd / f"{name}-seconds.json")],
+        cwd=cwd, env=env, text=True, capture_output=True, timeout=900,
+    )  # fmt: skip
+
+
 def test_train_yolo_trains_offline_into_its_folder(tmp_path: Path, params, ddim_dataset: Path):
+    """Two seeds at once (launch.runs.workers: 2) in spawned processes, each the run one process
+    makes alone; nothing written outside the stage's folders, nothing in $HOME."""
     params["train_yolo"].update(epochs=1, close_mosaic=0, imgsz=64, batch=4, init="scratch")
+    params["trials"]["yolo_seeds"] = [0, 1]
     home = tmp_path / "home"
     home.mkdir()
-    import subprocess
-    import sys
-
-    from tests.helpers import ROOT
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "YOLO_", "MPL", "XDG_"))}
     env.update(HOME=str(home), PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stages.train_yolo",
-            "--params",
-            str(write_params(tmp_path / "params.yaml", params)),
-            "--variant",
-            "ddim",
-            "--data",
-            str(ddim_dataset / "det" / "data.yaml"),
-            "--pretrained",
-            str(tmp_path / "none"),
-            "--out",
-            str(tmp_path / "yolo"),
-            "--runs",
-            str(tmp_path / "ultralytics"),
-            "--history",
-            str(tmp_path / "history"),
-            "--timings",
-            str(tmp_path / "seconds.json"),
-        ],
-        cwd=tmp_path,
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=900,
-    )
+    proc = train_yolo(tmp_path, params, ddim_dataset, "yolo", env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out, run = tmp_path / "yolo" / "seed0", tmp_path / "ultralytics" / "seed0"
-    rows = (tmp_path / "history" / "seed0.csv").read_text().splitlines()
+    assert "seeds 0, 1 on 6 canvases, 2 run(s) at once of 1 thread(s)" in proc.stderr
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    params["trials"]["yolo_seeds"] = [1]
+    proc = train_yolo(alone, params, ddim_dataset, "yolo", env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (alone / "yolo" / "seed1" / "model.safetensors").read_bytes() == (
+        tmp_path / "yolo" / "seed1" / "model.safetensors"
+    ).read_bytes()
+    shutil.rmtree(alone)
+    out, run = tmp_path / "yolo" / "seed0", tmp_path / "yolo-ultralytics" / "seed0"
+    rows = (tmp_path / "yolo-history" / "seed0.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,") and len(rows) == 2
     weights = load_file(out / "model.safetensors")
     assert len(weights) > 100 and (run / "weights" / "last.pt").is_file()
@@ -315,17 +307,17 @@ def test_train_yolo_trains_offline_into_its_folder(tmp_path: Path, params, ddim_
     assert sorted(f.name for f in out.iterdir()) == ["budget.json", "model.safetensors"]
     budget = json.loads((out / "budget.json").read_text())  # 6 canvases at batch 4: 2 batches, 2 steps
     assert budget["optimizer_steps"] == 2 and budget["epochs"] == 1 and budget["initialised_tensors"] == 0
-    assert "seconds" not in budget and json.loads((tmp_path / "seconds.json").read_text())["seed0"]["seconds"] > 0
+    assert "seconds" not in budget and json.loads((tmp_path / "yolo-seconds.json").read_text())["seed0"]["seconds"] > 0
     args = __import__("yaml").safe_load((run / "args.yaml").read_text())
     assert args["nbs"] == 4 and args["fliplr"] == 0.0 and args["val"] is False  # no accumulation, no mirroring
     assert list(home.iterdir()) == [] and not (tmp_path / "runs").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "history",
         "home",
         "params.yaml",
-        "seconds.json",
-        "ultralytics",
         "yolo",
+        "yolo-history",
+        "yolo-seconds.json",
+        "yolo-ultralytics",
     ]
 
 
@@ -484,3 +476,33 @@ def test_cutout_of_a_large_generated_image_is_square_and_scaled_to_the_paste_siz
     assert mask[:3].max() == 0 and mask[:, :3].max() == 0  # the border colour is background
     small = cutout(tmp_path / "big.png", 0.25, max_side=1024)
     assert small.shape == (512, 512)  # never scaled up
+
+
+def test_matmul_weight_grads_are_onednns_gradients_to_rounding():
+    """synthaug/convgrad.py: the weight gradient of a conv on a small map, taken as a matmul, is
+    oneDNN's to float rounding; forward results, the state dict and larger maps are untouched, and
+    it is the same on every call (deterministic)."""
+    import torch
+    import torchvision
+
+    from synthaug.convgrad import SmallMapConv2d, use_matmul_weight_grads
+
+    torch.manual_seed(0)
+    plain = torchvision.models.resnet18(num_classes=10)
+    fast = use_matmul_weight_grads(copy.deepcopy(plain))
+    assert plain.state_dict().keys() == fast.state_dict().keys()
+    assert type(fast.layer4[0].conv1) is SmallMapConv2d and type(fast.fc) is torch.nn.Linear
+    x = torch.randn(8, 3, 32, 32)  # layer3 runs on 2×2 maps, layer4 on 1×1: the matmul path
+    grads = []
+    for net in (plain, fast, fast):
+        net.zero_grad()
+        out = net(x)
+        out.square().sum().backward()
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters()})
+    assert torch.equal(plain(x), fast(x))
+    for name, g in grads[0].items():
+        assert torch.allclose(grads[1][name], g, rtol=1e-4, atol=1e-5), name
+        assert torch.equal(grads[1][name], grads[2][name]), name
+    differs = [n for n in grads[0] if not torch.equal(grads[0][n], grads[1][n])]
+    assert any(n.startswith("layer4.") and "conv" in n for n in differs)  # the matmul path ran
+    assert not [n for n in differs if n.startswith(("conv1.", "layer1.", "layer2."))]  # 16² to 4² maps: oneDNN's
