@@ -110,13 +110,13 @@ def test_editing_one_variant_ratio_touches_only_that_variant(scratch_repo: Path)
     }  # they print the ratio
 
 
-def test_how_sampling_runs_reruns_nothing_and_training_processes_rerun_only_resnet(scratch_repo: Path):
+def test_how_sampling_runs_reruns_nothing_and_training_processes_rerun_only_the_trainers(scratch_repo: Path):
     edit_params(scratch_repo, lambda p: p["launch"]["sampling"].update(launcher="accelerate", processes=8))
     assert params_changed(scratch_repo) == set()  # byte-identical outputs (tests/test_launch.py): nothing to redo
     edit_params(scratch_repo, lambda p: p["launch"]["runs"].update(workers=1))
     assert params_changed(scratch_repo) == set()  # how many runs at once changes no run
     edit_params(scratch_repo, lambda p: p["launch"]["runs"].update(threads=2))  # each run's threads: its result
-    assert {s.split("@")[0] for s in params_changed(scratch_repo)} == {"train_resnet"}
+    assert {s.split("@")[0] for s in params_changed(scratch_repo)} == {"train_resnet", "train_yolo"}
     edit_params(scratch_repo, lambda p: p["launch"]["runs"].update(threads=1))
     edit_params(scratch_repo, lambda p: p["launch"]["training"].update(launcher="torchrun", processes=2))
     assert {s.split("@")[0] for s in params_changed(scratch_repo)} == {"train_resnet"}
