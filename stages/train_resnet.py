@@ -169,16 +169,9 @@ def setup(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Params, Any, 
     return args, params, group, load_dataset(args.data, args.variant, params.data.image_size)
 
 
-_worker: tuple = ()  # a worker process's (args, params, group, data), loaded once by start_worker
-
-
-def start_worker(argv: Sequence[str]) -> None:
-    global _worker
-    _worker = setup(argv)
-
-
-def work(shots: int, seed: int) -> None:
-    args, params, group, data = _worker
+def work(state: tuple, shots: int, seed: int) -> None:
+    """One run in a worker process whose ``state`` is its own :func:`setup`."""
+    args, params, group, data = state
     train_run(args, params, group, data, shots, seed)
 
 
@@ -208,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for shots, seed in runs:
             train_run(args, params, group, data, shots, seed)
         return
-    in_workers(work, runs, workers, start_worker, (argv,))
+    in_workers(work, runs, workers, setup, (argv,))
 
 
 if __name__ == "__main__":

@@ -86,16 +86,9 @@ def setup(argv: Sequence[str]) -> tuple[argparse.Namespace, Params, int, int]:
     return args, params, spec.get("real_train_images", n_train), n_train
 
 
-_worker: tuple = ()  # a worker process's setup(), made once by start_worker
-
-
-def start_worker(argv: Sequence[str]) -> None:
-    global _worker
-    _worker = setup(argv)
-
-
-def work(seed: int) -> dict:
-    args, params, n_real, n_train = _worker
+def work(state: tuple, seed: int) -> dict:
+    """One seed in a worker process whose ``state`` is its own :func:`setup`."""
+    args, params, n_real, n_train = state
     return train_seed(args, params, seed, n_real, n_train)
 
 
@@ -115,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if workers == 1:
         results = [train_seed(args, params, seed, n_real, n_train) for seed in seeds]
     else:
-        results = in_workers(work, [(seed,) for seed in seeds], workers, start_worker, (argv,))
+        results = in_workers(work, [(seed,) for seed in seeds], workers, setup, (argv,))
     write_json(args.timings, {f"seed{seed}": r for seed, r in zip(seeds, results)})
 
 

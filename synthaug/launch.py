@@ -75,22 +75,30 @@ def process_group(device: str, cfg: LaunchParams) -> Any:
     return PartialState(cpu=device == "cpu")
 
 
-def _start_worker(setup: Callable[..., None], setup_args: tuple) -> None:
+_state: Any = None  # a worker process's setup(*setup_args), made once when it starts
+
+
+def _start_worker(setup: Callable[..., Any], setup_args: tuple) -> None:
+    global _state
     configure_logging()
-    setup(*setup_args)
+    _state = setup(*setup_args)
+
+
+def _work(work: Callable[..., Any], run: tuple) -> Any:
+    return work(_state, *run)
 
 
 def in_workers(
-    work: Callable[..., Any], runs: Sequence[tuple], workers: int, setup: Callable[..., None], setup_args: tuple
+    work: Callable[..., Any], runs: Sequence[tuple], workers: int, setup: Callable[..., Any], setup_args: tuple
 ) -> list:
-    """``work(*run)`` for every run, ``workers`` at a time in spawned processes that each call
-    ``setup(*setup_args)`` once (a stage's ``launch.runs``); the results in the order of ``runs``.
-    A run's error (one line, as in one process) stops the stage."""
+    """``work(state, *run)`` for every run, ``workers`` at a time in spawned processes, each of which
+    makes its ``state = setup(*setup_args)`` once (a stage's ``launch.runs``); the results in the
+    order of ``runs``. A run's error (one line, as in one process) stops the stage."""
     # spawn, not fork: a forked child of a process whose OpenMP pool has started can hang
     with ProcessPoolExecutor(
         workers, mp_context=get_context("spawn"), initializer=_start_worker, initargs=(setup, setup_args)
     ) as pool:
-        return [done.result() for done in [pool.submit(work, *r) for r in runs]]
+        return [done.result() for done in [pool.submit(_work, work, r) for r in runs]]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
