@@ -16,11 +16,13 @@ from synthaug.layout import Real
 from tests.helpers import ROOT, Dag
 
 
-def stages():
+@functools.cache
+def stages() -> tuple:
+    """dvc.yaml's stages as DVC resolves them, read once: every parametrized test walks them all."""
     from dvc.repo import Repo
 
     with Repo(str(ROOT)) as repo:
-        return list(repo.index.stages)
+        return tuple(repo.index.stages)
 
 
 def is_ignored(rel: str) -> bool:
