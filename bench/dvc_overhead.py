@@ -34,11 +34,34 @@ def timings(repo: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
+def finished(row: dict) -> float:
+    return time.mktime(time.strptime(row["finished"], "%Y-%m-%d %H:%M:%S"))
+
+
+def gaps(rows: list[dict], started: float) -> None:
+    """Per kind of stage: its bodies and the gaps before them — from the previous stage's end (or the
+    repro's start) to this body's start: the previous stage's exit and DVC's hashing, caching and
+    lock update, then this stage's checks, interpreter start and imports (1 s resolution)."""
+    kinds: dict[str, list[float]] = {}
+    last = started
+    for row in rows:
+        end = finished(row)
+        gap = max(0.0, end - row["seconds"] - last)
+        kinds.setdefault(row["stage"].split("@")[0], []).extend([row["seconds"], gap])
+        last = end
+    print(f"{'stage':<16}{'runs':>5}{'bodies s':>10}{'gaps s':>9}{'gap a stage':>13}")
+    for kind, values in kinds.items():
+        bodies, gap = sum(values[::2]), sum(values[1::2])
+        n = len(values) // 2
+        print(f"{kind:<16}{n:>5}{bodies:>10.0f}{gap:>9.0f}{gap / n:>12.1f}s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", type=Path, default=Path("."))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--repro", action="store_true", help="run a whole dvc repro and split its time")
+    ap.add_argument("--gaps", type=float, metavar="EPOCH", help="no run: the last run's gaps, from its start time")
     args = ap.parse_args()
     repo = args.repo.resolve()
     env = dict(os.environ, DVC_NO_ANALYTICS="1")
@@ -50,9 +73,12 @@ def main() -> None:
     n_stages = len(listed.stdout.split())
     lock = (repo / "dvc.lock").stat().st_size / 1e3 if (repo / "dvc.lock").is_file() else 0
     print(f"{repo}: {n_stages} stages, dvc.lock {lock:.0f} kB")
+    if args.gaps:
+        gaps([r for r in timings(repo) if finished(r) >= args.gaps], args.gaps)
+        return
     if args.repro:
         before = len(timings(repo))
-        t0 = time.perf_counter()
+        started, t0 = time.time(), time.perf_counter()
         subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env, check=True)
         wall = time.perf_counter() - t0
         rows = timings(repo)[before:]
@@ -62,6 +88,7 @@ def main() -> None:
             f"DVC + start-up {wall - bodies:.0f} s = {(wall - bodies) / wall:.1%} of the run, "
             f"{(wall - bodies) / max(1, len(rows)):.1f} s a stage"
         )
+        gaps(rows, started)
         return
     status = [dvc(repo, "status", env=env) for _ in range(args.runs)]
     noop = [dvc(repo, "repro", env=env) for _ in range(args.runs)]

@@ -2,12 +2,12 @@
 stage joins.
 
 ``python -m synthaug.launch <section> <module> <stage args>`` reads ``launch.<section>`` from the
-stage's own ``--params`` file and replaces itself with ``python -m <module> <stage args>`` —
-directly (``launcher: python``), or under ``accelerate launch`` or ``torchrun`` with ``processes``
-processes on this machine. The launcher only starts processes; a stage joins them through
-:func:`process_group` (Hugging Face accelerate's ``PartialState``: gloo on the CPU, NCCL on GPUs),
-which is a group of one when nothing launched it. Several machines are started with their own
-``accelerate launch --config_file`` per machine (README, "Scaling up").
+stage's own ``--params`` file and replaces itself with ``python -m <module> <stage args>`` — in
+one warm process (``launcher: python``: ``python -m synthaug.warm``), or under ``accelerate launch``
+or ``torchrun`` with ``processes`` processes on this machine. The launcher only starts processes; a
+stage joins them through :func:`process_group` (Hugging Face accelerate's ``PartialState``: gloo on
+the CPU, NCCL on GPUs), which is a group of one when nothing launched it. Several machines are
+started with their own ``accelerate launch --config_file`` per machine (README, "Scaling up").
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def free_port() -> int:
 def command(cfg: LaunchParams, module: str, args: Sequence[str]) -> list[str]:
     """The command line that runs ``python -m module args`` as ``cfg`` says."""
     python = [sys.executable, "-m"]
-    if cfg.launcher == "python":
-        return [*python, module, *args]
+    if cfg.launcher == "python":  # one process, forked warm (torch and diffusers imported already)
+        return [*python, "synthaug.warm", module, *args]
     if cfg.launcher == "torchrun":
         return [
             *python,

@@ -5,14 +5,15 @@ DVC stage starts in a fraction of a second instead of paying those imports (seco
 The child gets this process's working directory, environment, standard streams and arguments, and
 this process exits with its status; Ctrl-C and SIGTERM are passed on to it, and it ends itself if
 this process goes away. The server is started on first use, detached, and exits after
-``IDLE_SECONDS`` without a request (``SYNTHAUG_WARM_IDLE``, default 120). It imports third-party packages only, after
-:func:`synthaug.offline.harden` (which they read at import time): each child imports the project's
-own modules afresh, so an edit is never served stale. Its socket is named by a hash of the
-interpreter, the environment (less the variables DVC sets per stage) and this module and
-``offline.py``, so another venv, environment or version of either gets a server of its own.
-``SYNTHAUG_WARM=0`` runs the module in a fresh interpreter instead (as does any failure to reach a
-server, with a warning). Results are the same either way: a child runs the same code on the same
-inputs, and every stage seeds and pins its threads itself (``tests/test_warm.py``).
+``IDLE_SECONDS`` without a request (``SYNTHAUG_WARM_IDLE``, default 120). It imports third-party
+packages only, after :func:`synthaug.offline.harden` (which they read at import time): each child
+imports the project's own modules afresh, so an edit is never served stale. Its socket is named by a
+hash of the interpreter, its installed packages (the folders' modification times), the environment
+(less the variables DVC sets per stage) and this module and ``offline.py``, so another venv, an
+upgrade, another environment or an edit of either gets a server of its own. ``SYNTHAUG_WARM=0``
+runs the module in a fresh interpreter instead (as does any failure to reach a server, with a
+warning). Results are the same either way: a child runs the same code on the same inputs, and every
+stage seeds and pins its threads itself (``tests/test_warm.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import json
 import os
 import runpy
 import signal
+import site
 import socket
 import struct
 import subprocess
@@ -46,6 +48,9 @@ VOLATILE = ("DVC_", "PWD", "OLDPWD", "SHLVL", "_")  # differ per stage or shell,
 def socket_path() -> Path:
     """Where this interpreter's and environment's server listens."""
     h = hashlib.sha256(f"{sys.executable}\0{sys.prefix}".encode())
+    for packages in site.getsitepackages():  # an install or upgrade adds and removes entries there
+        with contextlib.suppress(OSError):
+            h.update(str(os.stat(packages).st_mtime_ns).encode())
     env = sorted((k, v) for k, v in os.environ.items() if not k.startswith(VOLATILE))
     h.update(json.dumps(env).encode())
     for name in ("__init__.py", "offline.py", "warm.py"):

@@ -37,8 +37,11 @@ def test_stage_contract(stage):
             break
         earlier_outs += [str(o.def_path) for o in s.outs]
     cmd = stage.cmd
-    match = re.match(r"python -m (?:synthaug\.launch (\w+) )?stages\.(\w+) ", cmd)
-    assert match, f"{stage.addressing}: cmd must be 'python -m [synthaug.launch <section>] stages.<name> ...'"
+    match = re.match(r"python -m (?:synthaug\.launch (\w+)|synthaug\.warm) stages\.(\w+) ", cmd)
+    assert match, (
+        f"{stage.addressing}: cmd must be 'python -m synthaug.launch <section> stages.<name> ...' or "
+        "'python -m synthaug.warm stages.<name> ...' (a warm process: start-up without the imports)"
+    )
     source = ROOT / "stages" / f"{match.group(2)}.py"
     assert source.is_file()
     if match.group(1):  # the launcher runs first, and reads its own section of launch

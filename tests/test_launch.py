@@ -154,7 +154,8 @@ def test_global_batch_must_split_over_processes(params):
 
 def test_launcher_command_lines():
     args = ["--params", "params.yaml"]
-    assert command(LaunchParams("python", 1, 2), "stages.txt2img", args)[1:] == ["-m", "stages.txt2img", *args]
+    one = command(LaunchParams("python", 1, 2), "stages.txt2img", args)
+    assert one[1:] == ["-m", "synthaug.warm", "stages.txt2img", *args]  # forked from a warm server
     torchrun = command(LaunchParams("torchrun", 8, 2), "stages.train_resnet", args)
     assert torchrun[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=8", "-m"]
     acc = command(LaunchParams("accelerate", 4, 2), "stages.txt2img", args)
