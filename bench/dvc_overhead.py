@@ -2,13 +2,17 @@
 
     python bench/dvc_overhead.py [--repo .] [--runs 3]      # no-op `dvc repro` and `dvc status`
     python bench/dvc_overhead.py --repo CLONE --repro        # a whole `dvc repro`: wall vs stage bodies
+    python bench/dvc_overhead.py --repo DONE --repro S1 S2   # `dvc repro -f -s S1 S2` in a finished workspace
+    python bench/dvc_overhead.py --repo CLONE --gaps EPOCH   # no run: the gaps of the run started at EPOCH
 
 The no-op figures are medians over ``--runs`` with every output in place. ``--repro`` runs
 ``dvc repro`` in ``--repo`` (its own ``.venv`` first on PATH, as ``make repro`` puts it) and splits
 its wall time into the stage bodies — each stage's ``main`` as ``synthaug.cli.run`` times it into
 ``.dvc/tmp/synthaug-timings.jsonl`` — and the rest: DVC's own work (hashing, cache, dvc.lock) and
-each stage process's start-up and imports. Point ``--repo`` at a fresh clone of any revision to
-compare revisions one after the other on one machine.
+each stage process's start-up and imports — in total and as the gap before each kind of stage.
+Point ``--repo`` at a fresh clone of any revision to compare revisions one after the other on one
+machine; ``SYNTHAUG_WARM=0`` in the environment starts every stage in a fresh interpreter
+(``synthaug.warm``), for a side-by-side of the start-up alone.
 """
 
 from __future__ import annotations
@@ -60,7 +64,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", type=Path, default=Path("."))
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--repro", action="store_true", help="run a whole dvc repro and split its time")
+    ap.add_argument(
+        "--repro", nargs="*", metavar="STAGE", help="run a whole dvc repro (or force these stages) and split its time"
+    )
     ap.add_argument("--gaps", type=float, metavar="EPOCH", help="no run: the last run's gaps, from its start time")
     args = ap.parse_args()
     repo = args.repo.resolve()
@@ -76,10 +82,11 @@ def main() -> None:
     if args.gaps:
         gaps([r for r in timings(repo) if finished(r) >= args.gaps], args.gaps)
         return
-    if args.repro:
+    if args.repro is not None:
         before = len(timings(repo))
         started, t0 = time.time(), time.perf_counter()
-        subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env, check=True)
+        forced = ["-f", "-s", *args.repro] if args.repro else []
+        subprocess.run([sys.executable, "-m", "dvc", "repro", *forced], cwd=repo, env=env, check=True)
         wall = time.perf_counter() - t0
         rows = timings(repo)[before:]
         bodies = sum(r["seconds"] for r in rows)

@@ -4,16 +4,16 @@ DVC stage starts in a fraction of a second instead of paying those imports (seco
 
 The child gets this process's working directory, environment, standard streams and arguments, and
 this process exits with its status; Ctrl-C and SIGTERM are passed on to it, and it ends itself if
-this process goes away. The server is started on first use, detached, and exits after
-``IDLE_SECONDS`` without a request (``SYNTHAUG_WARM_IDLE``, default 120). It imports third-party
-packages only, after :func:`synthaug.offline.harden` (which they read at import time): each child
-imports the project's own modules afresh, so an edit is never served stale. Its socket is named by a
-hash of the interpreter, its installed packages (the folders' modification times), the environment
-(less the variables DVC sets per stage) and this module and ``offline.py``, so another venv, an
-upgrade, another environment or an edit of either gets a server of its own. ``SYNTHAUG_WARM=0``
-runs the module in a fresh interpreter instead (as does any failure to reach a server, with a
-warning). Results are the same either way: a child runs the same code on the same inputs, and every
-stage seeds and pins its threads itself (``tests/test_warm.py``).
+this process goes away. The server is started in the background on first use (that stage runs in a
+fresh interpreter meanwhile), detached, and exits after ``IDLE_SECONDS`` without a request
+(``SYNTHAUG_WARM_IDLE``, default 120). It imports third-party packages only, after
+:func:`synthaug.offline.harden` (which they read at import time): each child imports the project's
+own modules afresh, so an edit is never served stale. Its socket is named by a hash of the
+interpreter, its installed packages (the folders' modification times), the environment (less the
+variables DVC sets per stage) and this module and ``offline.py``, so another venv, an upgrade,
+another environment or an edit of either gets a server of its own. ``SYNTHAUG_WARM=0`` runs every
+module in a fresh interpreter. Results are the same either way: a child runs the same code on the
+same inputs, and every stage seeds and pins its threads itself (``tests/test_warm.py``).
 """
 
 from __future__ import annotations
@@ -34,12 +34,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import traceback
 from pathlib import Path
 
 IDLE_SECONDS = float(os.environ.get("SYNTHAUG_WARM_IDLE", "120"))
-START_SECONDS = 120.0  # the first request waits this long for a server's imports
 PRELOAD = ("torch", "torchvision", "diffusers", "accelerate", "safetensors.torch", "scipy.stats", "sklearn.metrics")
 KEEP = ("synthaug", "synthaug.offline", "synthaug.warm")  # the server's own project modules, keyed below
 VOLATILE = ("DVC_", "PWD", "OLDPWD", "SHLVL", "_")  # differ per stage or shell, read by no preloaded package
@@ -111,8 +109,9 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os._exit(code)
 
 
-def serve(path: Path) -> None:
-    """Import the heavy packages once, then fork a child per request until idle."""
+def serve(path: Path, lock_fd: int) -> None:
+    """Import the heavy packages once, then fork a child per request until idle; ``lock_fd`` (the
+    starting lock, held while importing) is let go once the socket accepts."""
     from synthaug.offline import harden
 
     harden()
@@ -128,6 +127,7 @@ def serve(path: Path) -> None:
     listener.bind(str(tmp))
     listener.listen(16)
     os.replace(tmp, path)  # clients see the socket only once it accepts
+    os.close(lock_fd)
     listener.settimeout(IDLE_SECONDS)
     try:
         while True:
@@ -165,33 +165,33 @@ def _connect(path: Path) -> socket.socket | None:
 
 
 def _server(path: Path) -> socket.socket | None:
-    """A connection to the server, started (once, under a lock) when none answers."""
+    """A connection to the running server. When none runs, start one in the background and answer
+    None: this stage runs in a fresh interpreter rather than wait for the server's imports, and the
+    next stage finds it warm. The lock makes it one server: the starting one holds it until it listens."""
     sock = _connect(path)
     if sock:
         return sock
     with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        sock = _connect(path)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None  # a server is starting
+        sock = _connect(path)  # one came up since the first try
         if sock:
             return sock
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # a server that died left its socket behind
         root = str(Path(__file__).resolve().parents[1])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-        server = subprocess.Popen(
-            [sys.executable, "-m", "synthaug.warm", "--serve", str(path)],
+        subprocess.Popen(
+            [sys.executable, "-m", "synthaug.warm", "--serve", str(path), str(lock.fileno())],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # not in the stage's process group: DVC's Ctrl-C goes to the child
+            pass_fds=(lock.fileno(),),
             env=env,
         )
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline and server.poll() is None:
-            sock = _connect(path)
-            if sock:
-                return sock
-            time.sleep(0.05)
     return None
 
 
@@ -206,7 +206,10 @@ def run_warm(module: str, args: list[str]) -> int | None:
         body = json.dumps({"module": module, "args": args, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
         sock.sendall(struct.pack("!i", len(body)) + body)
         head = _recv_exact(sock, 4)
-        if head is None:
+        if head is None:  # the server went away before starting the stage
+            print(
+                "warning: the warm server did not start the stage; running it in a fresh interpreter", file=sys.stderr
+            )
             return None
         pid = struct.unpack("!i", head)[0]
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -220,7 +223,7 @@ def run_warm(module: str, args: list[str]) -> int | None:
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--serve"]:
-        serve(Path(argv[1]))
+        serve(Path(argv[1]), int(argv[2]))
         return
     if not argv or argv[0].startswith("-"):
         raise SystemExit("usage: python -m synthaug.warm <module> [args ...]")
@@ -229,7 +232,6 @@ def main(argv: list[str]) -> None:
         code = run_warm(module, args)
         if code is not None:
             sys.exit(code)
-        print("warning: no warm server answered; running in a fresh interpreter", file=sys.stderr)
     sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-m", module, *args])
 

@@ -43,6 +43,15 @@ def finished(proc: subprocess.Popen) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+def until_warm(cwd: Path) -> None:
+    """The first request starts the server in the background and runs cold; wait until one is served warm."""
+    (cwd / "probe.py").write_text(PROBE)
+    deadline = time.monotonic() + 120
+    while "torch loaded True" not in finished(warm(cwd, "probe", "0"))[1]:
+        assert time.monotonic() < deadline, "no warm server after 120 s"
+        time.sleep(0.5)
+
+
 def test_the_socket_is_the_environments_less_what_dvc_sets_per_stage(monkeypatch):
     path = socket_path()
     monkeypatch.setenv("DVC_STAGE", "txt2img@ddim")
@@ -53,11 +62,13 @@ def test_the_socket_is_the_environments_less_what_dvc_sets_per_stage(monkeypatch
 
 @pytest.mark.slow
 def test_a_warm_child_is_the_process_python_m_would_start(tmp_path: Path):
-    (tmp_path / "probe.py").write_text(PROBE)
+    code, out, _ = finished(warm(tmp_path, "json.tool", "--help"))  # no server yet: it starts, this runs cold
+    assert code == 0 and "usage" in out
+    until_warm(tmp_path)
     code, out, err = finished(warm(tmp_path, "probe", "3", "x y", DVC_STAGE="a"))
     assert code == 3, err
     assert f"argv ['3', 'x y'] cwd {tmp_path} stage a" in out
-    assert "to stderr" in err
+    assert "to stderr" in err and "torch loaded True" in out
     first_pid = out.split("pid ")[1].split()[0]
     t0 = time.perf_counter()
     code, out, err = finished(warm(tmp_path, "probe", "0", DVC_STAGE="b"))
@@ -70,6 +81,7 @@ def test_a_warm_child_is_the_process_python_m_would_start(tmp_path: Path):
 
 @pytest.mark.slow
 def test_an_edited_module_is_never_served_stale(tmp_path: Path):
+    until_warm(tmp_path)
     (tmp_path / "probe.py").write_text("print('version 1')")
     assert "version 1" in finished(warm(tmp_path, "probe"))[1]
     (tmp_path / "probe.py").write_text("print('version 2')\n")
@@ -85,6 +97,7 @@ def test_ctrl_c_reaches_the_stage(tmp_path: Path):
         "def main(argv):\n    print('ready', flush=True)\n    time.sleep(60)\n"
         "run(main)\n"
     )
+    until_warm(tmp_path)
     proc = warm(tmp_path, "sleeper")
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)
@@ -103,6 +116,7 @@ def test_a_stage_run_warm_is_byte_identical_to_a_fresh_interpreter(tmp_path: Pat
     args += ["--classes", str(small_real / "classes.json")]
     cold = run_module("stages.judge", *args, "--out", str(tmp_path / "cold"))
     assert cold.returncode == 0, cold.stderr
+    until_warm(tmp_path)
     for name in ("warm1", "warm2"):  # the second from a server that has served a stage already
         code, _, err = finished(warm(ROOT, "stages.judge", *args, "--out", str(tmp_path / name)))
         assert code == 0, err
