@@ -2,11 +2,11 @@
 in a child forked from a server that has already imported torch, torchvision and diffusers, so a
 DVC stage starts in a fraction of a second instead of paying those imports (seconds each) anew.
 
-The child gets this process's working directory, environment, standard streams and arguments, and
-this process exits with its status; Ctrl-C and SIGTERM are passed on to it, and it ends itself if
-this process goes away. The server is started in the background on first use (that stage runs in a
-fresh interpreter meanwhile), detached, and exits after ``IDLE_SECONDS`` without a request
-(``SYNTHAUG_WARM_IDLE``, default 120). It imports third-party packages only, after
+The child gets this process's working directory, environment, umask, resource limits, standard
+streams and arguments, and this process exits with its status; Ctrl-C and SIGTERM are passed on to
+it, and it ends itself if this process goes away. The server is started in the background on first
+use (that stage runs in a fresh interpreter meanwhile), detached, and exits after ``IDLE_SECONDS``
+without a request (``SYNTHAUG_WARM_IDLE``, default 120). It imports third-party packages only, after
 :func:`synthaug.offline.harden` (which they read at import time): each child imports the project's
 own modules afresh, so an edit is never served stale. Its socket is named by a hash of the
 interpreter, its installed packages (the folders' modification times), the environment (less the
@@ -25,6 +25,7 @@ import hashlib
 import importlib
 import json
 import os
+import resource
 import runpy
 import signal
 import site
@@ -40,6 +41,7 @@ from pathlib import Path
 IDLE_SECONDS = float(os.environ.get("SYNTHAUG_WARM_IDLE", "120"))
 PRELOAD = ("torch", "torchvision", "diffusers", "accelerate", "safetensors.torch", "scipy.stats", "sklearn.metrics")
 KEEP = ("synthaug", "synthaug.offline", "synthaug.warm")  # the server's own project modules, keyed below
+LIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_STACK")
 VOLATILE = ("DVC_", "PWD", "OLDPWD", "SHLVL", "_")  # differ per stage or shell, read by no preloaded package
 
 
@@ -75,6 +77,10 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
+    os.umask(request["umask"])
+    for name, limits in request["limits"].items():  # ulimits set where the stage was started
+        with contextlib.suppress(ValueError, OSError):  # a limit above the server's own cannot be raised
+            resource.setrlimit(getattr(resource, name), tuple(limits))
     os.environ.clear()
     os.environ.update(request["env"])
     sys.path[0] = request["cwd"]  # as `python -m` puts it
@@ -203,7 +209,11 @@ def run_warm(module: str, args: list[str]) -> int | None:
         return None
     with sock:
         socket.send_fds(sock, [b"F"], [0, 1, 2])
-        body = json.dumps({"module": module, "args": args, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+        mask = os.umask(0)
+        os.umask(mask)
+        request = {"module": module, "args": args, "cwd": os.getcwd(), "env": dict(os.environ), "umask": mask}
+        request["limits"] = {name: resource.getrlimit(getattr(resource, name)) for name in LIMITS}
+        body = json.dumps(request).encode()
         sock.sendall(struct.pack("!i", len(body)) + body)
         head = _recv_exact(sock, 4)
         if head is None:  # the server went away before starting the stage

@@ -4,6 +4,7 @@ same arguments, folder, environment, streams, exit status and bytes — and neve
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -20,12 +21,14 @@ import os, sys
 print("argv", sys.argv[1:], "cwd", os.getcwd(), "stage", os.environ.get("DVC_STAGE"), "pid", os.getpid())
 print("project modules", sorted(m for m in sys.modules if m.split(".")[0] in ("synthaug", "stages")))
 print("torch loaded", "torch" in sys.modules)
+import resource; mask = os.umask(0)
+print("umask", oct(mask), "fsize", resource.getrlimit(resource.RLIMIT_FSIZE)[0])
 print("to stderr", file=sys.stderr)
 sys.exit(int(sys.argv[1]))
 """
 
 
-def warm(cwd: Path, *args: str, **env: str) -> subprocess.Popen:
+def warm(cwd: Path, *args: str, preexec=None, **env: str) -> subprocess.Popen:
     not_in_fast_tier("python -m synthaug.warm")
     environ = dict(os.environ, PYTHONPATH=str(ROOT), SYNTHAUG_WARM_IDLE="20", **env)
     return subprocess.Popen(
@@ -35,6 +38,7 @@ def warm(cwd: Path, *args: str, **env: str) -> subprocess.Popen:
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=preexec,
     )
 
 
@@ -65,9 +69,15 @@ def test_a_warm_child_is_the_process_python_m_would_start(tmp_path: Path):
     code, out, _ = finished(warm(tmp_path, "json.tool", "--help"))  # no server yet: it starts, this runs cold
     assert code == 0 and "usage" in out
     until_warm(tmp_path)
-    code, out, err = finished(warm(tmp_path, "probe", "3", "x y", DVC_STAGE="a"))
+
+    def limited() -> None:  # what a shell's umask and ulimit -f would set
+        os.umask(0o077)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10**9, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    code, out, err = finished(warm(tmp_path, "probe", "3", "x y", preexec=limited, DVC_STAGE="a"))
     assert code == 3, err
     assert f"argv ['3', 'x y'] cwd {tmp_path} stage a" in out
+    assert f"umask 0o77 fsize {10**9}" in out
     assert "to stderr" in err and "torch loaded True" in out
     first_pid = out.split("pid ")[1].split()[0]
     t0 = time.perf_counter()
