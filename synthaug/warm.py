@@ -42,7 +42,8 @@ IDLE_SECONDS = float(os.environ.get("SYNTHAUG_WARM_IDLE", "120"))
 PRELOAD = ("torch", "torchvision", "diffusers", "accelerate", "safetensors.torch", "scipy.stats", "sklearn.metrics")
 KEEP = ("synthaug", "synthaug.offline", "synthaug.warm")  # the server's own project modules, keyed below
 LIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_STACK")
-VOLATILE = ("DVC_", "PWD", "OLDPWD", "SHLVL", "_")  # differ per stage or shell, read by no preloaded package
+# differ per stage, shell or test, and no preloaded package reads them
+VOLATILE = ("DVC_", "PWD", "OLDPWD", "SHLVL", "_", "PYTEST_CURRENT_TEST")
 
 
 def socket_path() -> Path:
@@ -76,6 +77,8 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
+    if os.isatty(1):  # python buffers a terminal's stdout by line: progress shows as it happens
+        sys.stdout.reconfigure(line_buffering=True)
     os.chdir(request["cwd"])
     os.umask(request["umask"])
     for name, limits in request["limits"].items():  # ulimits set where the stage was started
@@ -131,6 +134,7 @@ def serve(path: Path, lock_fd: int) -> None:
     tmp = path.with_suffix(f".{os.getpid()}")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(tmp))
+    mine = os.stat(tmp).st_ino
     listener.listen(16)
     os.replace(tmp, path)  # clients see the socket only once it accepts
     os.close(lock_fd)
@@ -155,8 +159,9 @@ def serve(path: Path, lock_fd: int) -> None:
                     os.close(fd)
     finally:
         with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_ino == os.fstat(listener.fileno()).st_ino:
+            if path.stat().st_ino == mine:  # not a newer server's
                 path.unlink()
+                path.with_suffix(".lock").unlink()
         listener.close()
 
 
