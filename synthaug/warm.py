@@ -7,13 +7,14 @@ streams and arguments, and this process exits with its status; Ctrl-C and SIGTER
 it, and it ends itself if this process goes away. The server is started in the background on first
 use (that stage runs in a fresh interpreter meanwhile), detached, and exits after ``IDLE_SECONDS``
 without a request (``SYNTHAUG_WARM_IDLE``, default 120). It imports third-party packages only, after
-:func:`synthaug.offline.harden` (which they read at import time): each child imports the project's
-own modules afresh, so an edit is never served stale. Its socket is named by a hash of the
-interpreter, its installed packages (the folders' modification times), the environment (less the
-variables DVC sets per stage) and this module and ``offline.py``, so another venv, an upgrade,
-another environment or an edit of either gets a server of its own. ``SYNTHAUG_WARM=0`` runs every
-module in a fresh interpreter. Results are the same either way: a child runs the same code on the
-same inputs, and every stage seeds and pins its threads itself (``tests/test_warm.py``).
+:func:`synthaug.offline.harden` (which they read at import time), and keeps none of the project's
+modules: each child imports them afresh from its own folder, so neither an edit nor another
+checkout's code is ever served. Its socket is named by a hash of the interpreter, its installed
+packages (the folders' modification times), the environment (less the variables DVC sets per stage)
+and this module and ``offline.py``, so another venv, an upgrade, another environment or an edit of
+either gets a server of its own. ``SYNTHAUG_WARM=0`` runs every module in a fresh interpreter.
+Results are the same either way: a child runs the same code on the same inputs, and every stage
+seeds and pins its threads itself (``tests/test_warm.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from pathlib import Path
 
 IDLE_SECONDS = float(os.environ.get("SYNTHAUG_WARM_IDLE", "120"))
 PRELOAD = ("torch", "torchvision", "diffusers", "accelerate", "safetensors.torch", "scipy.stats", "sklearn.metrics")
-KEEP = ("synthaug", "synthaug.offline", "synthaug.warm")  # the server's own project modules, keyed below
 LIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_STACK")
 # differ per stage, shell or test, and no preloaded package reads them
 VOLATILE = ("DVC_", "PWD", "OLDPWD", "SHLVL", "_", "PYTEST_CURRENT_TEST")
@@ -89,7 +89,6 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     sys.path[0] = request["cwd"]  # as `python -m` puts it
     importlib.invalidate_caches()  # files added since the server listed a folder
     atexit._clear()  # the server's exit handlers (its temp folder's removal) are not this stage's
-    sys.modules["synthaug.offline"]._STATE.clear()  # the stage's harden() makes its own temp folder
     conn.sendall(struct.pack("!i", os.getpid()))
 
     def watch() -> None:  # the client went away (killed): end the stage as its own process would end
@@ -128,8 +127,8 @@ def serve(path: Path, lock_fd: int) -> None:
         __import__(name)
     if "diffusers" in sys.modules:  # the lazy top level defers the models, where the import time is
         from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel  # noqa: F401
-    for name in [m for m in sys.modules if m.split(".")[0] in ("synthaug", "stages") and m not in KEEP]:
-        del sys.modules[name]  # nothing of the project's but what the socket's name covers
+    for name in [m for m in sys.modules if m.split(".")[0] in ("synthaug", "stages")]:
+        del sys.modules[name]  # a child imports the project from its own folder (another checkout's may differ)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     tmp = path.with_suffix(f".{os.getpid()}")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -192,8 +191,6 @@ def _server(path: Path) -> socket.socket | None:
             return sock
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # a server that died left its socket behind
-        root = str(Path(__file__).resolve().parents[1])
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         subprocess.Popen(
             [sys.executable, "-m", "synthaug.warm", "--serve", str(path), str(lock.fileno())],
             stdin=subprocess.DEVNULL,
@@ -201,7 +198,7 @@ def _server(path: Path) -> socket.socket | None:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # not in the stage's process group: DVC's Ctrl-C goes to the child
             pass_fds=(lock.fileno(),),
-            env=env,
+            cwd=Path(__file__).resolve().parents[1],  # finds synthaug.warm; a child's sys.path[0] is its own folder
         )
     return None
 

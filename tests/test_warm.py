@@ -30,7 +30,7 @@ sys.exit(int(sys.argv[1]))
 
 def warm(cwd: Path, *args: str, preexec=None, **env: str) -> subprocess.Popen:
     not_in_fast_tier("python -m synthaug.warm")
-    environ = dict(os.environ, PYTHONPATH=str(ROOT), SYNTHAUG_WARM_IDLE="20", **env)
+    environ = dict(os.environ, PYTHONPATH=str(ROOT), SYNTHAUG_WARM_IDLE="20") | env
     return subprocess.Popen(
         [sys.executable, "-m", "synthaug.warm", *args],
         cwd=cwd,
@@ -85,8 +85,7 @@ def test_a_warm_child_is_the_process_python_m_would_start(tmp_path: Path):
     assert code == 0 and "stage b" in out  # DVC's per-stage variables reach the child
     assert time.perf_counter() - t0 < 3  # served warm: no torch import (seconds)
     assert "torch loaded True" in out and out.split("pid ")[1].split()[0] != first_pid
-    # the server holds no project module but those its socket's name covers
-    assert "project modules ['synthaug', 'synthaug.offline']" in out
+    assert "project modules []" in out  # the server holds none of the project's modules
 
 
 @pytest.mark.slow
@@ -132,3 +131,24 @@ def test_a_stage_run_warm_is_byte_identical_to_a_fresh_interpreter(tmp_path: Pat
         assert code == 0, err
     digest = tree_digest(tmp_path / "cold")
     assert digest and tree_digest(tmp_path / "warm1") == digest == tree_digest(tmp_path / "warm2")
+
+
+@pytest.mark.slow
+def test_two_checkouts_sharing_a_server_each_run_their_own_code(tmp_path: Path):
+    """dvc exp's temp workspaces and scratch clones share a server (same environment): a child must
+    import synthaug from its own folder, also after the checkout that started the server is gone."""
+    import shutil
+
+    for name in ("a", "b"):
+        shutil.copytree(ROOT / "synthaug", tmp_path / name / "synthaug", ignore=shutil.ignore_patterns("__pycache__"))
+        (tmp_path / name / "probe.py").write_text(PROBE)
+        (tmp_path / name / "which.py").write_text("import synthaug.errors; print('from', synthaug.errors.__file__)")
+    env = {"PYTHONPATH": ""}  # as DVC runs a stage: the checkout is found as the working folder
+    deadline = time.monotonic() + 120
+    while "torch loaded True" not in finished(warm(tmp_path / "a", "probe", "0", **env))[1]:
+        assert time.monotonic() < deadline, "no warm server after 120 s"
+        time.sleep(0.5)
+    shutil.rmtree(tmp_path / "a")
+    code, out, err = finished(warm(tmp_path / "b", "which", **env))
+    assert code == 0, err
+    assert f"from {tmp_path / 'b' / 'synthaug' / 'errors.py'}" in out
