@@ -47,11 +47,11 @@ def finished(proc: subprocess.Popen) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
-def until_warm(cwd: Path) -> None:
+def until_warm(cwd: Path, **env: str) -> None:
     """The first request starts the server in the background and runs cold; wait until one is served warm."""
     (cwd / "probe.py").write_text(PROBE)
     deadline = time.monotonic() + 120
-    while "torch loaded True" not in finished(warm(cwd, "probe", "0"))[1]:
+    while "torch loaded True" not in finished(warm(cwd, "probe", "0", **env))[1]:
         assert time.monotonic() < deadline, "no warm server after 120 s"
         time.sleep(0.5)
 
@@ -141,13 +141,9 @@ def test_two_checkouts_sharing_a_server_each_run_their_own_code(tmp_path: Path):
 
     for name in ("a", "b"):
         shutil.copytree(ROOT / "synthaug", tmp_path / name / "synthaug", ignore=shutil.ignore_patterns("__pycache__"))
-        (tmp_path / name / "probe.py").write_text(PROBE)
         (tmp_path / name / "which.py").write_text("import synthaug.errors; print('from', synthaug.errors.__file__)")
     env = {"PYTHONPATH": ""}  # as DVC runs a stage: the checkout is found as the working folder
-    deadline = time.monotonic() + 120
-    while "torch loaded True" not in finished(warm(tmp_path / "a", "probe", "0", **env))[1]:
-        assert time.monotonic() < deadline, "no warm server after 120 s"
-        time.sleep(0.5)
+    until_warm(tmp_path / "a", **env)
     shutil.rmtree(tmp_path / "a")
     code, out, err = finished(warm(tmp_path / "b", "which", **env))
     assert code == 0, err
