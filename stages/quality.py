@@ -2,8 +2,8 @@
 
 Inputs:  ``--synthetic`` (data/synthetic/<kind>/<name>: ``cls/`` images + ``cls/manifest.jsonl``),
          ``--judge`` (models/judge), ``--real`` (data/real: ``cls/val``, ``classes.json``), ``--reference``
-         (data/real/cls/pool: the real images the scores compare against — the largest split no score is
-         tuned on, the generator's own training digits, as FID scores against a training set)
+         (data/reference/pool.safetensors: stage reference's judge features of the real images the
+         scores compare against — the pool, the largest split no score is tuned on)
 Outputs: ``--out`` (metrics/quality/<kind>/<name>.json, DVC metrics):
          ``conditional_accuracy`` — share the judge assigns to their intended class;
          ``frechet_distance`` — between synthetic and reference images, in the judge's
@@ -34,7 +34,8 @@ from synthaug.images import image_folder
 from synthaug.layout import Real, Source
 from synthaug.params import Params, load_params
 from synthaug.quality import judge_scores
-from synthaug.resnet import accuracy, build_resnet, load_folder, load_images, load_trained, predict, train
+from synthaug.reference import load_reference
+from synthaug.resnet import accuracy, build_resnet, load_folder, load_images, load_trained, train
 
 log = logging.getLogger("quality")
 
@@ -65,8 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     images, labels = load_images([f for f, _ in files], fit), torch.tensor([k for _, k in files])
     judge, _ = load_trained(args.judge)
     val = load_folder(real.cls("val"), classes)
-    _, real_features = predict(judge, load_folder(args.reference, classes)[0])
-    result = judge_scores(judge, images, labels.tolist(), real_features)
+    result = judge_scores(judge, images, labels.tolist(), load_reference(args.reference, judge))
     result["cas"] = round(classification_accuracy_score(images, labels, val, classes, params), 6)
     write_json(args.out, result)
     log.info("%s: %s", args.synthetic, result)

@@ -2,8 +2,8 @@
 
 Inputs:  ``--prompts`` (data/prompts.jsonl: the first ``study.per_class`` records of each class,
          same prompts and seeds for every scheduler), the model (as txt2img), ``--judge``
-         (models/judge), ``--reference`` (data/real/cls/pool: the largest real split no score is
-         tuned on — the generator's own training digits, as FID scores against a training set), ``--classes``
+         (models/judge), ``--reference`` (data/reference/pool.safetensors: stage reference's judge
+         features of the pool, the largest real split no score is tuned on)
 Outputs: ``--out`` (data/study/<scheduler>/<steps>/<class>/<id>.png: the report's galleries, each
          with txt2img's ``parameters`` chunk — the same recipe, synthaug.recipes);
          ``--metrics`` (metrics/study/<scheduler>.json, DVC metrics): per step count, conditional
@@ -29,10 +29,11 @@ from synthaug.diffusion import Sampling, backend_for
 from synthaug.errors import DataError
 from synthaug.files import read_jsonl, write_json
 from synthaug.images import atomic_dir, save_png
-from synthaug.layout import Study, read_classes
+from synthaug.layout import Study
 from synthaug.params import ParamsError, load_params
 from synthaug.quality import judge_scores
-from synthaug.resnet import load_folder, load_images, load_trained, predict
+from synthaug.reference import load_reference
+from synthaug.resnet import load_images, load_trained
 
 log = logging.getLogger("study")
 
@@ -48,14 +49,13 @@ def first_per_class(records: list[dict], per_class: int) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    paths = ("prompts", "builtin", "judge", "reference", "classes", "out", "metrics", "timings")
+    paths = ("prompts", "builtin", "judge", "reference", "out", "metrics", "timings")
     args = parse_args(__doc__, argv, *paths, scheduler=str)
     params = load_params(args.params)
     g, study = params.generate, params.study
     if args.scheduler not in params.schedulers:
         raise ParamsError(f"--scheduler {args.scheduler}: no schedulers.{args.scheduler} section in {args.params}")
     options = params.schedulers[args.scheduler]
-    classes = read_classes(args.classes)
     records = first_per_class(read_jsonl(args.prompts), study.per_class)
     if not records:
         raise DataError(f"{args.prompts}: no prompt records; run `dvc repro prompts`")
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     backend = backend_for(g, args.builtin)
     model = recipes.ModelCard.of(g.model, args.builtin, g.dtype, adapters=g.adapters)  # as txt2img's chunks name it
     judge, _ = load_trained(args.judge)
-    _, real_features = predict(judge, load_folder(args.reference, classes)[0])
+    real_features = load_reference(args.reference, judge)
     result, timings = {}, {}
     with atomic_dir(args.out) as tmp:
         for steps in study.steps:

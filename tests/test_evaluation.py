@@ -102,6 +102,7 @@ def test_quality_scores_synthetic_sources(tiny: Dag, tiny_judge: Path):
 
     from synthaug.images import image_folder
     from synthaug.quality import frechet_distance, kernel_inception_distance
+    from synthaug.reference import load_reference
     from synthaug.resnet import load_folder, load_images, load_trained, predict
 
     q = read(tiny.arg("quality_txt2img@ddim", "--out"))
@@ -115,6 +116,7 @@ def test_quality_scores_synthetic_sources(tiny: Dag, tiny_judge: Path):
     labels = torch.tensor([k for _, k in files])
     assert q["conditional_accuracy"] == round(float((probs.argmax(1) == labels).float().mean()), 6)
     _, ref = predict(judge, load_folder(Real(tiny.arg("prepare", "--out")).cls("pool"), CLASSES)[0])
+    assert torch.equal(load_reference(tiny.arg("reference", "--out"), judge), ref)  # stage reference's, bit for bit
     assert q["frechet_distance"] == round(frechet_distance(feats.numpy(), ref.numpy()), 4)  # against the pool
     assert (q["kid"], q["kid_std"]) == tuple(round(v, 6) for v in kernel_inception_distance(feats.numpy(), ref.numpy()))
     assert "box_survival" not in read(tiny.arg("quality_img2img@0.5", "--out"))
@@ -123,6 +125,33 @@ def test_quality_scores_synthetic_sources(tiny: Dag, tiny_judge: Path):
     assert len(labels) == 2  # one img2img version of each real val canvas: held out from every detector
     assert i["box_survival_boxes"] == sum(len(f.read_text().splitlines()) for f in labels) > 0
     assert 0 <= i["box_survival"] <= 1 and 0 <= i["box_recall_real"] <= 1
+
+
+def test_a_bad_reference_file_is_one_error_naming_it_and_the_fix(tmp_path, tiny_judge: Path):
+    import torch
+    from safetensors.torch import save_file
+
+    from synthaug.errors import DataError
+    from synthaug.reference import load_reference, save_reference
+    from synthaug.resnet import load_trained
+
+    judge, _ = load_trained(tiny_judge)
+    good = tmp_path / "ref" / "pool.safetensors"
+    save_reference(good, torch.arange(3 * 512, dtype=torch.float32).reshape(3, 512))
+    assert load_reference(good, judge).shape == (3, 512) and [p.name for p in good.parent.iterdir()] == [good.name]
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    save_file({"features": torch.zeros(3, 64)}, tmp_path / "other.safetensors")  # another judge's width
+    save_file({"weights": torch.zeros(3, 512)}, tmp_path / "nofeatures.safetensors")
+    cases = {
+        "missing.safetensors": "missing; compute the judge's reference features first (`dvc repro reference`)",
+        "junk.safetensors": "not a safetensors file",
+        "other.safetensors": "64 features per image, but the judge makes 512",
+        "nofeatures.safetensors": "no 'features' tensor",
+    }
+    for name, message in cases.items():
+        with pytest.raises(DataError, match=re.escape(message)) as err:
+            load_reference(tmp_path / name, judge)
+        assert str(err.value).startswith(str(tmp_path / name)) and "dvc repro" in str(err.value)
 
 
 def test_study_uses_the_same_prompts_for_every_step_count(tiny: Dag):
