@@ -17,6 +17,7 @@ does instead (read in ``ultralytics/engine/trainer.py``, 8.4):
 
 from __future__ import annotations
 
+import fcntl
 import math
 import shutil
 import tempfile
@@ -182,9 +183,15 @@ def train_detector(
     model = YOLO(budget.model)
     for event, callback in callbacks(init, budget.model, close, counts, state).items():
         model.add_callback(event, callback)
-    t0 = time.perf_counter()
-    model.train(**train_args(data_yaml, out, budget, seed, epochs, close, warmup, single_cls))
-    seconds = time.perf_counter() - t0
+    with open(data_yaml, "rb") as dataset:
+        # Ultralytics writes labels/<split>.cache beside a dataset on its first read, unlinking the old one
+        # first: two runs of one dataset at once (train_yolo's workers) raced there, and one died of a
+        # FileNotFoundError. One run at a time builds its dataloaders, so the second reads the first's cache.
+        model.add_callback("on_pretrain_routine_start", lambda _: fcntl.flock(dataset, fcntl.LOCK_EX))
+        model.add_callback("on_pretrain_routine_end", lambda _: fcntl.flock(dataset, fcntl.LOCK_UN))
+        t0 = time.perf_counter()
+        model.train(**train_args(data_yaml, out, budget, seed, epochs, close, warmup, single_cls))
+        seconds = time.perf_counter() - t0
     if not state:
         raise ModelError(f"{out}: Ultralytics finished without a final model (no on_train_end)")
     save_file(state, Run(out).weights)

@@ -4,11 +4,14 @@ determinism, errors."""
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -319,6 +322,34 @@ def test_train_yolo_trains_offline_into_its_folder(tmp_path: Path, params, ddim_
         "yolo-seconds.json",
         "yolo-ultralytics",
     ]
+
+
+def test_a_run_builds_its_dataloaders_while_no_other_run_of_its_dataset_does(tmp_path: Path, params, ddim_dataset):
+    """Ultralytics writes labels/<split>.cache beside a dataset on its first read, unlinking the old
+    one first; two seeds at once raced there and one died (FileNotFoundError). A run takes the
+    dataset's lock (flock on data.yaml) while it builds its dataloaders, so the second reads the
+    first's cache. Here the test holds the lock: the run must not touch the labels until it lets go."""
+    params["train_yolo"].update(epochs=1, close_mosaic=0, imgsz=64, batch=4, init="scratch")
+    params["trials"]["yolo_seeds"] = [0]
+    dataset = tmp_path / "dataset"
+    shutil.copytree(ddim_dataset / "det", dataset / "det", ignore=shutil.ignore_patterns("*.cache"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with (
+        open(dataset / "det" / "data.yaml", "rb") as held,
+        ThreadPoolExecutor() as pool,
+    ):
+        fcntl.flock(held, fcntl.LOCK_EX)
+        run = pool.submit(train_yolo, tmp_path, params, dataset, "yolo", env)
+        deadline = time.monotonic() + 300
+        while not any(tmp_path.rglob("args.yaml")) and run.running() and time.monotonic() < deadline:
+            time.sleep(0.5)  # Ultralytics' trainer writes its run's args.yaml just before the lock
+        time.sleep(5)  # without the lock, a 6-canvas dataset's scan would have written its caches by now
+        while_held = sorted(p.name for p in (dataset / "det" / "labels").glob("*.cache"))
+        fcntl.flock(held, fcntl.LOCK_UN)
+        proc = run.result()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert while_held == []
+    assert sorted(p.name for p in (dataset / "det" / "labels").glob("*.cache")) == ["train.cache", "val.cache"]
 
 
 @pytest.fixture(scope="module")
