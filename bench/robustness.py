@@ -2,6 +2,7 @@
 
     python bench/robustness.py [--repo .] [--scratch /tmp/synthaug-robust] [--capability avx2]
     python bench/robustness.py --against REV   # no rerun: this workspace's verdict vs the one committed at REV
+    python bench/robustness.py --keep --stages S1 S2  # in the scratch copy an earlier run left: rerun only these
 
 Copies the workspace ``--repo`` (every output in place, after ``make repro``) to ``--scratch``, then
 reruns there every ``train_resnet``, ``train_yolo``, ``evaluate`` stage and ``summarize`` with
@@ -63,6 +64,8 @@ def main() -> None:
     ap.add_argument("--scratch", type=Path, default=Path("/tmp/synthaug-robust"))
     ap.add_argument("--capability", help="ATEN_CPU_CAPABILITY: default, avx2, avx512 (default: one below this CPU's)")
     ap.add_argument("--against", metavar="REV", help="compare with metrics/summary.json at this git revision")
+    ap.add_argument("--keep", action="store_true", help="reuse --scratch as an earlier run left it (one that stopped)")
+    ap.add_argument("--stages", nargs="*", help="rerun only these stages (none: just compare); default: all of them")
     args = ap.parse_args()
     repo, scratch = args.repo.resolve(), args.scratch.resolve()
     summary_file = Path("metrics/summary.json")
@@ -77,16 +80,10 @@ def main() -> None:
 
     native = torch.backends.cpu.get_cpu_capability()
     capability = args.capability or ("avx2" if native.startswith("AVX512") else "default")
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    skip = {repo / p for p in (".venv", ".dvc/cache", "models/resnet", "models/yolo", "runs")}  # remade or not needed
-
-    def ignore(folder: str, names: list[str]) -> list[str]:
-        return [n for n in names if Path(folder, n) in skip]
-
-    shutil.copytree(repo, scratch, symlinks=True, ignore=ignore)
-    if (repo / ".venv").is_dir():
-        (scratch / ".venv").symlink_to(repo / ".venv")
+    if args.keep and not (scratch / summary_file).is_file():
+        sys.exit(f"--keep: {scratch} holds no earlier run; leave --keep out to make the copy")
+    if not args.keep:
+        copy_workspace(repo, scratch)
     env = dict(os.environ, ATEN_CPU_CAPABILITY=capability, DVC_NO_ANALYTICS="1")
     env["PATH"] = f"{scratch / '.venv' / 'bin'}:{env['PATH']}"
     names = subprocess.run(
@@ -95,12 +92,32 @@ def main() -> None:
     targets = sorted(
         (n for n in names if n.startswith(RERUN)), key=lambda n: [n.startswith(p) for p in RERUN].index(True)
     )
+    if args.stages is not None:
+        unknown = sorted(set(args.stages) - set(targets))
+        if unknown:
+            sys.exit(f"--stages: {', '.join(unknown)} not among the stages this bench reruns: {', '.join(targets)}")
+        targets = [n for n in targets if n in args.stages]
     t0 = time.perf_counter()
-    subprocess.run(["dvc", "repro", "--force", "--single-item", *targets], cwd=scratch, env=env, check=True)
+    if targets:
+        subprocess.run(["dvc", "repro", "--force", "--single-item", *targets], cwd=scratch, env=env, check=True)
     minutes = (time.perf_counter() - t0) / 60
     theirs = json.loads((scratch / summary_file).read_text())
     print(f"\nreran {len(targets)} stages with ATEN_CPU_CAPABILITY={capability} in {minutes:.1f} min")
     sys.exit(compare(ours, theirs, f"{native} kernels", capability))
+
+
+def copy_workspace(repo: Path, scratch: Path) -> None:
+    """``repo`` to ``scratch`` without what the rerun remakes or never reads; the venv as a link."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    skip = {repo / p for p in (".venv", ".dvc/cache", "models/resnet", "models/yolo", "runs")}
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if Path(folder, n) in skip]
+
+    shutil.copytree(repo, scratch, symlinks=True, ignore=ignore)
+    if (repo / ".venv").is_dir():
+        (scratch / ".venv").symlink_to(repo / ".venv")
 
 
 def compare(ours: dict, theirs: dict, left_name: str, right_name: str) -> int:
