@@ -402,8 +402,8 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 def test_a_stage_killed_mid_write_leaves_no_half_written_output(tiny: Dag, tmp_path: Path, module: str, limit: int):
     """The kernel kills the stage (SIGXFSZ) the moment any file it writes passes ``limit`` bytes, i.e.
     in the middle of writing an output: every output is then absent or whole, never cut short. The
-    stage runs its dvc.yaml command (without the warm runner, whose child the limit would not bind)
-    with the outputs redirected to a scratch folder."""
+    stage runs its dvc.yaml command from the stage module on (not through the warm runner: the limit
+    is set in the very process that writes) with the outputs redirected to a scratch folder."""
     words = tiny.commands[module].split()
     words = words[words.index(f"stages.{module}") :]  # the stage itself: the rlimit must bind its own process
     flags = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,8 +138,6 @@ def test_a_stage_run_warm_is_byte_identical_to_a_fresh_interpreter(tmp_path: Pat
 def test_two_checkouts_sharing_a_server_each_run_their_own_code(tmp_path: Path):
     """dvc exp's temp workspaces and scratch clones share a server (same environment): a child must
     import synthaug from its own folder, also after the checkout that started the server is gone."""
-    import shutil
-
     for name in ("a", "b"):
         shutil.copytree(ROOT / "synthaug", tmp_path / name / "synthaug", ignore=shutil.ignore_patterns("__pycache__"))
         (tmp_path / name / "which.py").write_text("import synthaug.errors; print('from', synthaug.errors.__file__)")
