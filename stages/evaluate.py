@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     confusion_rows = []
     for shots in params.variants[args.variant].shots or params.trials.shots:  # the regimes it trained in
         runs = result["resnet"].setdefault(regime(shots), {})
-        for seed in params.trials.resnet_seeds:
+        for seed in params.resnet_seeds(args.variant, shots):
             net, config = load_trained(Run.of(args.resnet, seed, regime(shots)).root)
             result.setdefault("machine", config.get("machine"))  # where the classifiers were trained
             pred = predict(net, x)[0].argmax(1).numpy()

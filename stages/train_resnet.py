@@ -5,13 +5,14 @@ Outputs: ``--out`` (models/resnet/<variant>): ``<k>shot/seed<s>/model.safetensor
          (the resolved config, the real files it saw, the machine: CPU, torch's CPU capability,
          threads); ``--history`` (plots/train_resnet/<variant>,
          DVC plots): ``<k>shot/seed<s>.csv`` (step, train loss, val accuracy)
-Params:  train_resnet.*, trials.shots, trials.resnet_seeds, variants.<variant> (source, ratio, shots),
+Params:  train_resnet.*, trials.shots, trials.resnet_seeds, variants.<variant> (source, ratio, shots, seeds),
          data.image_size, launch.training.processes, launch.training.threads (DDP), launch.runs.threads
          (one process: each run's threads; launch.runs.workers, how many run at once, changes no result)
-A regime is ``k`` real train images per class (``variants.<variant>.shots``, else ``trials.shots``):
-seed ``s`` draws them from the train split (all of them when ``k`` is its size), the same draw for
-every variant, so a variant and the baseline of one seed see the same real images (paired) and the
-interval over seeds covers which real images were chosen. An img2img variant keeps only the
+A regime is ``k`` real train images per class (``variants.<variant>.shots``, else ``trials.shots``),
+with the seeds trials.resnet_seeds (more where ``variants.<variant>.seeds`` asks). Seed ``s``
+draws them from the train split (all of them when ``k`` is its size), the same draw for every variant,
+so a variant and the baseline of one seed see the same real images (paired) and the interval over
+seeds covers which real images were chosen. An img2img variant keeps only the
 variants of those ``k`` images. Every run of a variant trains in this one process (one start-up,
 one dataset load); each run is the one a process of its own would make: the seed and ``k`` alone
 fix its images, initial weights and batches. Every variant and regime gets the same fixed budget —
@@ -180,17 +181,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, params, group, data = setup(argv)
     cfg, workers = params.train_resnet, params.launch.runs.workers
     regimes = params.variants[args.variant].shots or params.trials.shots  # variants.<v>.shots: some of them
-    runs = [(shots, seed) for shots in regimes for seed in params.trials.resnet_seeds]
+    runs = [(shots, seed) for shots in regimes for seed in params.resnet_seeds(args.variant, shots)]
     workers = min(workers, len(runs)) if group.num_processes == 1 and cfg.device == "cpu" else 1
     if group.is_main_process:
         log.info(
-            "%s: %d real + %d synthetic images (ratio %g), shots %s, seeds %s, %d steps of %d; %s",
+            "%s: %d real + %d synthetic images (ratio %g), seeds per regime %s, %d steps of %d; %s",
             args.variant,
             len(data[1]["train"]),
             len(data[1]["synthetic"]),
             params.variants[args.variant].ratio,
-            ", ".join(map(str, regimes)),
-            ", ".join(map(str, params.trials.resnet_seeds)),
+            ", ".join(f"{shots} shots: {len(params.resnet_seeds(args.variant, shots))}" for shots in regimes),
             cfg.steps,
             cfg.batch_size,
             f"DDP over {group.num_processes} processes"

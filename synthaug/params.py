@@ -237,6 +237,10 @@ class VariantParams:
     # the regimes it trains in, a subset of trials.shots (null: every one): the smaller real pools
     # need only the regime their curve is read in
     shots: tuple[int, ...] | None = None
+    # more ResNet seeds in some regimes, where trials.resnet_seeds' are too few to decide a comparison
+    # (bench/seeds_needed.py): {shots: n} trains n seeds there, trials.resnet_seeds continued by the
+    # next integers; the baseline must train at least as many there, so every run has its pair
+    seeds: dict[int, int] | None = None
 
     def validate(self, where: str) -> None:
         kind, _, name = self.source.partition("/")
@@ -475,6 +479,35 @@ class Params:
                 "variants.baseline: required, with source: none (real data only) — gains are measured against it"
             )
 
+    def _validate_seeds(self, name: str, variant: VariantParams) -> None:
+        common = len(self.trials.resnet_seeds)
+        for shots, n in (variant.seeds or {}).items():
+            where = f"variants.{name}.seeds.{shots}"
+            if shots not in (variant.shots or self.trials.shots):
+                raise ParamsError(
+                    f"{where}: {shots} shots is not a regime {name} trains in "
+                    f"({list(variant.shots or self.trials.shots)}); remove it"
+                )
+            if n < common:
+                raise ParamsError(
+                    f"{where}: {n} seeds is fewer than trials.resnet_seeds ({common}), which every variant "
+                    f"trains; raise it to at least {common} or remove it"
+                )
+            paired_with = len(self.resnet_seeds(BASELINE, shots))
+            if n > paired_with:
+                raise ParamsError(
+                    f"{where}: {n} seeds, but the baseline trains {paired_with} at {shots} shots and a run "
+                    f"is compared with the baseline's of the same seed; set variants.baseline.seeds.{shots} "
+                    f"to at least {n}"
+                )
+
+    def resnet_seeds(self, variant: str, shots: int) -> tuple[int, ...]:
+        """The seeds ``variant`` trains at ``shots``: trials.resnet_seeds, continued by the next
+        integers where the variant's ``seeds`` asks for more in that regime."""
+        seeds = self.trials.resnet_seeds
+        n = (self.variants[variant].seeds or {}).get(shots, len(seeds))
+        return seeds + tuple(range(max(seeds) + 1, max(seeds) + 1 + n - len(seeds)))
+
     def validate(self, where: str) -> None:
         for name in self.schedulers:
             if name not in registry.SCHEDULERS:
@@ -525,6 +558,8 @@ class Params:
                 f"trials.shots: {self.trials.shots[-1]} shots is more than the train split holds "
                 f"(prepare.shots_per_class: {self.prepare.shots_per_class})"
             )
+        for name, variant in self.variants.items():
+            self._validate_seeds(name, variant)
         world = self.launch.training.processes
         if self.train_resnet.batch_size % world:
             raise ParamsError(
@@ -597,6 +632,11 @@ def convert(value: Any, tp: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ParamsError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
+        if args[0] is int:  # YAML reads 16: as an int; `dvc exp run -S a.16=…` writes the key '16'
+            bad = [k for k in value if not (type(k) is int or (isinstance(k, str) and k.isdigit()))]
+            if bad:
+                raise ParamsError(f"{where}.{bad[0]}: keys here are whole numbers, got {bad[0]!r}")
+            return {int(k): convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
         return {str(k): convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

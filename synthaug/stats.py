@@ -54,16 +54,27 @@ def holm(p_values: dict[str, float | None]) -> dict[str, float | None]:
     return out
 
 
-def per_seed(params: Params, evals: dict[str, dict], variant: str, metric: Metric, regime: str) -> list[float] | None:
-    """A variant's metric over the seeds, in seed order (so two variants pair by seed), or None where
-    it was not measured: a detector trains only for ``trials.yolo_variants``, at the full train set."""
+def per_seed(
+    params: Params, evals: dict[str, dict], variant: str, metric: Metric, regime: str
+) -> dict[int, float] | None:
+    """A variant's metric per seed, in seed order, or None where it was not measured: a detector
+    trains only for ``trials.yolo_variants``, at the full train set. Two variants pair on the seeds
+    both trained (``paired_on``): a variant may train more seeds in a regime than another."""
     if metric.model == "yolo":
         if variant not in params.trials.yolo_variants or regime != headline(params):
             return None
-        return [evals[variant]["yolo"][f"seed{s}"][metric.name] for s in params.trials.yolo_seeds]
+        return {s: evals[variant]["yolo"][f"seed{s}"][metric.name] for s in params.trials.yolo_seeds}
     if regime not in evals[variant]["resnet"]:  # not one of the variant's regimes
         return None
-    return [evals[variant]["resnet"][regime][f"seed{s}"][metric.name] for s in params.trials.resnet_seeds]
+    shots = next(k for k in params.trials.shots if layout.regime(k) == regime)
+    seeds = params.resnet_seeds(variant, shots)
+    return {s: evals[variant]["resnet"][regime][f"seed{s}"][metric.name] for s in seeds}
+
+
+def paired_on(a: dict[int, float], b: dict[int, float]) -> tuple[list[float], list[float]]:
+    """``a`` and ``b`` on the seeds both have, in ``a``'s order."""
+    common = [s for s in a if s in b]
+    return [a[s] for s in common], [b[s] for s in common]
 
 
 def headline(params: Params) -> str:
@@ -104,12 +115,12 @@ def compare(params: Params, evals: dict[str, dict]) -> dict[str, dict[str, dict]
                 values = per_seed(params, evals, v, metric, r)
                 if values is None:
                     continue
-                row = mean_ci(values)
+                row = mean_ci(list(values.values()))
                 if v != BASELINE:
-                    row["diff_vs_baseline"] = paired(values, per_seed(params, evals, BASELINE, metric, r))
+                    row["diff_vs_baseline"] = paired(*paired_on(values, per_seed(params, evals, BASELINE, metric, r)))
                 ref = per_seed(params, evals, reference, metric, r) if reference else None
                 if ref is not None and v not in (BASELINE, reference) and params.variants[v].source != "real/pool":
-                    row["diff_vs_real"] = paired(values, ref)
+                    row["diff_vs_real"] = paired(*paired_on(values, ref))
                 rows.setdefault(v, {})[metric.name] = row
     return regimes
 
@@ -167,7 +178,11 @@ def exchange_rates(params: Params, evals: dict[str, dict], boot: int = 2000) -> 
     out = {}
     for shots in params.trials.shots:
         r = layout.regime(shots)
-        acc = {v: np.asarray(values) for v in evals if (values := per_seed(params, evals, v, accuracy, r)) is not None}
+        acc = {  # on the seeds every variant trains, so that one draw resamples them all together
+            v: np.asarray([values[s] for s in params.trials.resnet_seeds])
+            for v in evals
+            if (values := per_seed(params, evals, v, accuracy, r)) is not None
+        }
         points = [(x, v) for x, v in pools if v in acc]  # the real pools trained in this regime
         if len(points) < 2:
             continue

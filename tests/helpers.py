@@ -33,6 +33,7 @@ def for_small_real(params: dict) -> dict:
     params["trials"]["shots"] = [1, 2]
     params["real_pool"]["per_class"] = 1
     for name, v in list(params["variants"].items()):
+        v.pop("seeds", None)  # the default's extra seeds are for its own regimes
         if v.get("per_class", 0) > 1:
             del params["variants"][name]
     return params

@@ -34,8 +34,8 @@ def tiny(tmp_path_factory, base_params, small_real, synthetic, tiny_judge) -> Da
     p["txt2img"]["schedulers"] = ["ddim"]
     p["img2img"].update(strengths=[0.5], variants_per_source=1)
     p["variants"] = {
-        "baseline": {"source": "none", "ratio": 0.0},
-        "ddim": {"source": "txt2img/ddim", "ratio": 1.0},
+        "baseline": {"source": "none", "ratio": 0.0, "seeds": {2: 3}},
+        "ddim": {"source": "txt2img/ddim", "ratio": 1.0, "seeds": {2: 3}},  # a third seed at 2 shots
         "real_pool": {"source": "real/pool", "ratio": 1.0},
     }
     p["prompts"]["per_class"] = 3
@@ -79,8 +79,10 @@ def read(path: Path) -> dict:
 def test_evaluate_reports_every_seed_on_the_test_split(tiny: Dag, small_real: Path):
     m = read(tiny.arg("evaluate@ddim", "--out"))
     assert list(m["resnet"]) == ["1shot", "2shot"]  # every regime
+    assert [k for k in m["resnet"]["1shot"] if k.startswith("seed")] == ["seed0", "seed1"]  # trials.resnet_seeds
+    assert [k for k in m["resnet"]["2shot"] if k.startswith("seed")] == ["seed0", "seed1", "seed2"]  # and its own
     for runs in m["resnet"].values():
-        seeds = [runs["seed0"], runs["seed1"]]
+        seeds = [runs[k] for k in runs if k.startswith("seed")]
         for s in seeds:
             assert 0 <= s["accuracy"] <= 1 and 0 <= s["macro_f1"] <= 1 and list(s["per_class_accuracy"]) == CLASSES
         assert runs["mean_accuracy"] == pytest.approx(np.mean([s["accuracy"] for s in seeds]), abs=1e-6)
@@ -92,7 +94,7 @@ def test_evaluate_reports_every_seed_on_the_test_split(tiny: Dag, small_real: Pa
         rows = list(csv.DictReader(fh))
     n_test = sum(1 for _ in Real(small_real).cls("test").rglob("*.png"))
     assert n_test == 20 != sum(1 for _ in Real(small_real).cls("val").rglob("*.png"))  # val would not fit
-    assert len(rows) == 2 * n_test and {r["actual"] for r in rows} == set(CLASSES)  # the largest regime's seeds
+    assert len(rows) == 3 * n_test and {r["actual"] for r in rows} == set(CLASSES)  # the largest regime's seeds
     acc0 = np.mean([r["actual"] == r["predicted"] for r in rows if r["seed"] == "0"])
     assert acc0 == pytest.approx(seeds[0]["accuracy"], abs=1e-6)  # the plot and the metric agree
 
@@ -173,13 +175,13 @@ def test_summary_means_intervals_and_paired_differences(tiny: Dag):
     s = read(tiny.arg("summarize", "--out"))
     base, ddim = read(tiny.arg("evaluate@baseline", "--out")), read(tiny.arg("evaluate@ddim", "--out"))
     assert list(s["regimes"]) == ["1shot", "2shot"] and s["headline"] == "2shot"
-    for regime in ("1shot", "2shot"):
-        ours = [ddim["resnet"][regime][f"seed{k}"]["accuracy"] for k in (0, 1)]
-        theirs = [base["resnet"][regime][f"seed{k}"]["accuracy"] for k in (0, 1)]
-        diffs = np.subtract(ours, theirs)
+    for regime, seeds in (("1shot", (0, 1)), ("2shot", (0, 1, 2))):  # ddim and the baseline: 3 seeds at 2 shots
+        ours = [ddim["resnet"][regime][f"seed{k}"]["accuracy"] for k in seeds]
+        theirs = [base["resnet"][regime][f"seed{k}"]["accuracy"] for k in seeds]
+        diffs, n = np.subtract(ours, theirs), len(seeds)
         row = s["regimes"][regime]["ddim"]["accuracy"]["diff_vs_baseline"]
-        assert row["mean"] == pytest.approx(np.mean(diffs), abs=1e-6) and row["n"] == 2
-        assert row["ci95"] == pytest.approx(stats.t.ppf(0.975, 1) * np.std(diffs, ddof=1) / np.sqrt(2), abs=1e-6)
+        assert row["mean"] == pytest.approx(np.mean(diffs), abs=1e-6) and row["n"] == n
+        assert row["ci95"] == pytest.approx(stats.t.ppf(0.975, n - 1) * np.std(diffs, ddof=1) / np.sqrt(n), abs=1e-6)
         expected = stats.ttest_rel(ours, theirs).pvalue if diffs.any() else 1.0
         assert row["p_value"] == pytest.approx(expected, abs=1e-6)  # identical results: no evidence of a difference
     # Holm over the verdict's family: accuracy in every regime (mAP50-95's one seed gives no p-value)
@@ -191,6 +193,8 @@ def test_summary_means_intervals_and_paired_differences(tiny: Dag):
     assert {k: d["p_holm"] for k, d in family.items()} == pytest.approx(expected, abs=1e-6)
     headline = s["regimes"]["2shot"]
     assert "diff_vs_real" in headline["ddim"]["accuracy"] and s["reference"] == "real_pool"
+    assert headline["ddim"]["accuracy"]["diff_vs_real"]["n"] == 2  # on the seeds real_pool trains too
+    assert headline["real_pool"]["accuracy"]["diff_vs_baseline"]["n"] == 2
     assert headline["ddim"]["mAP50"]["ci95"] is None  # one YOLO seed: no interval
     assert headline["ddim"]["mAP50"]["diff_vs_baseline"]["p_value"] is None
     assert "mAP50" not in headline["real_pool"] and "mAP50" not in s["regimes"]["1shot"]["ddim"]  # no detector
@@ -201,7 +205,7 @@ def test_summary_means_intervals_and_paired_differences(tiny: Dag):
         curve = [e["curve"][v]["mean"] for v in ("baseline", "real_pool")]
         assert [e["curve"][v]["real_per_class"] for v in ("baseline", "real_pool")] == [0, 1]
         worth = e["variants"]["ddim"]["real_per_class"]
-        acc = s["regimes"][regime]["ddim"]["accuracy"]["mean"]
+        acc = np.mean([ddim["resnet"][regime][f"seed{k}"]["accuracy"] for k in (0, 1)])  # the seeds all variants have
         top = max(curve)
         assert worth == pytest.approx(
             0.0 if acc <= curve[0] else 1.0 if acc >= top else (acc - curve[0]) / (curve[1] - curve[0]), abs=1e-3

@@ -14,6 +14,16 @@ def test_repo_params_are_valid():
     assert isinstance(p.prepare.det.backgrounds, tuple)
 
 
+def test_a_variant_trains_more_seeds_where_it_asks(params):
+    params["trials"]["resnet_seeds"] = [3, 7]
+    params["variants"]["baseline"]["seeds"] = {"16": 5}  # as `dvc exp run -S variants.baseline.seeds.16=5` writes it
+    params["variants"]["ddim"]["seeds"] = {16: 4}
+    del params["variants"]["i2i_40"]["seeds"]
+    p = parse_params(params)
+    assert p.resnet_seeds("baseline", 16) == (3, 7, 8, 9, 10)  # trials.resnet_seeds, then the next integers
+    assert p.resnet_seeds("ddim", 16) == (3, 7, 8, 9) and p.resnet_seeds("ddim", 4) == (3, 7)
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
@@ -71,6 +81,21 @@ def test_repo_params_are_valid():
             "variants.ddim.per_class: 40 is more than txt2img/ddim makes per class (30); lower it",
         ),
         (lambda p: p["variants"]["baseline"].update(per_class=4), "variants.baseline.per_class: 4, but source is none"),
+        (
+            lambda p: p["variants"]["real_pool"].update(seeds={16: 20}),
+            "variants.real_pool.seeds.16: 20 seeds, but the baseline trains 12 at 16 shots and a run is compared "
+            "with the baseline's of the same seed; set variants.baseline.seeds.16 to at least 20",
+        ),
+        (
+            lambda p: p["variants"]["real_pool_5"].update(seeds={16: 8}),
+            "variants.real_pool_5.seeds.16: 16 shots is not a regime real_pool_5 trains in ([4]); remove it",
+        ),
+        (
+            lambda p: p["variants"]["ddim"].update(seeds={4: 3}),
+            "variants.ddim.seeds.4: 3 seeds is fewer than trials.resnet_seeds (6), which every variant trains; "
+            "raise it to at least 6 or remove it",
+        ),
+        (lambda p: p["variants"]["ddim"].update(seeds={"x": 8}), "variants.ddim.seeds.x: keys here are whole numbers"),
         (lambda p: p["prompts"].update(templates=["a photo of a digit"]), "must contain '{name}'"),
         (lambda p: p.update(sed=1), "sed: unknown key; did you mean 'seed'?"),
         (

@@ -123,7 +123,8 @@ def train_resnet(tmp_path: Path, params: dict, data: Path, seeds: list[int], out
     params["trials"]["resnet_seeds"] = seeds
     params["trials"]["shots"] = [2]
     for variant in params["variants"].values():
-        variant.pop("shots", None)  # their regimes are not small_real's
+        variant.pop("shots", None)  # their regimes (and extra seeds there) are not small_real's
+        variant.pop("seeds", None)
     if budget:
         params["train_resnet"].update(steps=6, batch_size=8, eval_every=3, warmup_steps=2)
     return run_module(
