@@ -74,11 +74,12 @@ def mean_text(row: dict | None, signed: bool = False) -> str:
 
 
 def diff_text(row: dict | None) -> str:
-    """A paired difference with its interval and Holm-adjusted p-value."""
+    """A paired difference with its interval, Holm-adjusted p-value and the seeds it pairs (a variant
+    may train more seeds in a regime than another: variants.<v>.seeds)."""
     if row is None:
         return "—"
     holm = f", p_Holm {row['p_holm']:.3f}" if row.get("p_holm") is not None else ""
-    return mean_text(row, True) + holm
+    return mean_text(row, True) + holm + (f", {row['n']} seeds" if row.get("n", 1) > 1 else "")
 
 
 def fmt(row: dict | None, signed: bool = False, alpha: float = 0.0) -> str:

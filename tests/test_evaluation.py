@@ -286,6 +286,8 @@ def test_report_markdown_quotes_the_summary(tiny: Dag):
     for regime in ("1shot", "2shot"):  # a table per regime, in order
         acc = s["regimes"][regime]["ddim"]["accuracy"]
         assert f"| ddim | {acc['mean']:.3f} ± {acc['ci95']:.3f} |" in md.split(f"**{regime[0]} real images")[1]
+        n = acc["diff_vs_baseline"]["n"]  # the seeds each difference pairs: 3 at 2 shots, 2 at 1
+        assert f"p_Holm {acc['diff_vs_baseline']['p_holm']:.3f}, {n} seeds |" in md and n == int(regime[0]) + 1
     assert "| ddim | 1 |" in md
     assert "Warning: the detectors took different numbers of optimiser steps" in md  # 1 vs 2: epochs=1 cannot halve
     for shots in (1, 2):
