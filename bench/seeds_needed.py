@@ -5,6 +5,14 @@ seeds that gives a two-sided paired t-test 80 % power at that effect — at alph
 stricter alpha Holm's first step uses for the whole family (0.05 / comparisons).
 
     python bench/seeds_needed.py [--eval metrics/eval] [--power 0.8] [--alpha 0.05]
+    python bench/seeds_needed.py --agreement 4000 [--with-seeds 6]
+
+``--agreement R`` simulates R pairs of independent readings of the whole verdict — each comparison's
+paired differences drawn normal at its observed effect, with the seeds it has (``--with-seeds``: as
+many for every comparison) — decides each with the paired t-test and Holm over the family, as
+``summarize`` does, and prints how often a comparison's decision differs between the two readings and
+how often every decision agrees: what another machine's rerun (a fresh draw of every run) is likely
+to change.
 
 An effect measured on few seeds is itself noisy (the sizes it prints are estimates, not guarantees):
 read them as "this comparison is decidable with about n seeds" versus "not at any budget we can pay".
@@ -53,6 +61,8 @@ def main() -> None:
     ap.add_argument("--power", type=float, default=0.8)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--agreement", type=int, metavar="R", help="simulate R pairs of readings of the verdict")
+    ap.add_argument("--with-seeds", type=int, metavar="N", help="--agreement with N seeds for every comparison")
     args = ap.parse_args()
     curve = set(curve_points(load_params(args.params)))  # the exchange curve's points: not the verdict's family
     evals = {p.stem: json.loads(p.read_text()) for p in sorted(args.eval.glob("*.json"))}
@@ -79,6 +89,36 @@ def main() -> None:
         )
         shown = [str(x) if x is not None else ">200" for x in (plain, strict)]
         print(f"{label:<28} {variant:<13} {n:>5} {mean:>+8.4f} {sd:>7.4f} {effect:>6.2f} {shown[0]:>10} {shown[1]:>9}")
+    if args.agreement:
+        cells = [(f"{label} {variant}", args.with_seeds or n, effect) for label, variant, n, _, _, effect in rows]
+        agreement(cells, args.agreement, args.alpha, np.random.default_rng(0))
+
+
+def decisions(cells: list[tuple[str, int, float]], alpha: float, rng: np.random.Generator) -> np.ndarray:
+    """One reading of the verdict: each comparison's seeds drawn at its effect, decided by the paired
+    t-test and Holm's step-down over the family (beats or falls below: decided; else undecided)."""
+    p = []
+    for _, n, effect in cells:
+        x = rng.normal(effect if np.isfinite(effect) else 50.0, 1.0, n)
+        p.append(float(stats.ttest_1samp(x, 0.0).pvalue))
+    order, decided = np.argsort(p), np.zeros(len(p), bool)
+    for rank, i in enumerate(order):
+        if p[i] >= alpha / (len(p) - rank):
+            break
+        decided[i] = True
+    return decided
+
+
+def agreement(cells: list[tuple[str, int, float]], reps: int, alpha: float, rng: np.random.Generator) -> None:
+    flips, same = np.zeros(len(cells)), 0
+    for _ in range(reps):
+        a, b = decisions(cells, alpha, rng), decisions(cells, alpha, rng)
+        flips += a != b
+        same += bool((a == b).all())
+    print(f"\ntwo independent readings, {reps} simulated pairs: how often a decision differs")
+    for (label, n, _), f in zip(cells, flips / reps):
+        print(f"{label:<42} {n:>3} seeds {f:>6.1%}")
+    print(f"every decision the same: {same / reps:.1%}")
 
 
 if __name__ == "__main__":
