@@ -29,7 +29,7 @@ from synthaug.errors import DataError
 from synthaug.files import read_json, write_csv, write_json
 from synthaug.layout import Real, Run, regime
 from synthaug.metrics import of_model
-from synthaug.params import load_params
+from synthaug.params import load_params, resnet_seeds
 from synthaug.resnet import load_folder, load_trained, predict
 
 log = logging.getLogger("evaluate")
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     confusion_rows = []
     for shots in params.variants[args.variant].shots or params.trials.shots:  # the regimes it trained in
         runs = result["resnet"].setdefault(regime(shots), {})
-        for seed in params.resnet_seeds(args.variant, shots):
+        for seed in resnet_seeds(params, args.variant, shots):
             net, config = load_trained(Run.of(args.resnet, seed, regime(shots)).root)
             result.setdefault("machine", config.get("machine"))  # where the classifiers were trained
             pred = predict(net, x)[0].argmax(1).numpy()

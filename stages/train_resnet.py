@@ -43,7 +43,7 @@ from synthaug.errors import DataError
 from synthaug.images import image_folder
 from synthaug.launch import in_workers, process_group
 from synthaug.layout import Dataset, Run, history_file, regime
-from synthaug.params import Params, ParamsError, load_params
+from synthaug.params import Params, ParamsError, load_params, resnet_seeds
 from synthaug.provenance import machine
 from synthaug.resnet import build_resnet, load_images, save_trained, train
 
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, params, group, data = setup(argv)
     cfg, workers = params.train_resnet, params.launch.runs.workers
     regimes = params.variants[args.variant].shots or params.trials.shots  # variants.<v>.shots: some of them
-    runs = [(shots, seed) for shots in regimes for seed in params.resnet_seeds(args.variant, shots)]
+    runs = [(shots, seed) for shots in regimes for seed in resnet_seeds(params, args.variant, shots)]
     workers = min(workers, len(runs)) if group.num_processes == 1 and cfg.device == "cpu" else 1
     if group.is_main_process:
         log.info(
@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             len(data[1]["train"]),
             len(data[1]["synthetic"]),
             params.variants[args.variant].ratio,
-            ", ".join(f"{shots} shots: {len(params.resnet_seeds(args.variant, shots))}" for shots in regimes),
+            ", ".join(f"{shots} shots: {len(resnet_seeds(params, args.variant, shots))}" for shots in regimes),
             cfg.steps,
             cfg.batch_size,
             f"DDP over {group.num_processes} processes"

@@ -493,20 +493,13 @@ class Params:
                     f"{where}: {n} seeds is fewer than trials.resnet_seeds ({common}), which every variant "
                     f"trains; raise it to at least {common} or remove it"
                 )
-            paired_with = len(self.resnet_seeds(BASELINE, shots))
+            paired_with = len(resnet_seeds(self, BASELINE, shots))
             if n > paired_with:
                 raise ParamsError(
                     f"{where}: {n} seeds, but the baseline trains {paired_with} at {shots} shots and a run "
                     f"is compared with the baseline's of the same seed; set variants.baseline.seeds.{shots} "
                     f"to at least {n}"
                 )
-
-    def resnet_seeds(self, variant: str, shots: int) -> tuple[int, ...]:
-        """The seeds ``variant`` trains at ``shots``: trials.resnet_seeds, continued by the next
-        integers where the variant's ``seeds`` asks for more in that regime."""
-        seeds = self.trials.resnet_seeds
-        n = (self.variants[variant].seeds or {}).get(shots, len(seeds))
-        return seeds + tuple(range(max(seeds) + 1, max(seeds) + 1 + n - len(seeds)))
 
     def validate(self, where: str) -> None:
         for name in self.schedulers:
@@ -582,6 +575,14 @@ class Params:
 
 # ---------------------------------------------------------------------------------------------
 # Conversion
+
+
+def resnet_seeds(params: Params, variant: str, shots: int) -> tuple[int, ...]:
+    """The seeds ``variant`` trains at ``shots``: trials.resnet_seeds, continued by the next integers
+    where ``variants.<variant>.seeds`` asks for more in that regime."""
+    seeds = params.trials.resnet_seeds
+    n = (params.variants[variant].seeds or {}).get(shots, len(seeds))
+    return seeds + tuple(range(max(seeds) + 1, max(seeds) + 1 + n - len(seeds)))
 
 
 def _suggest(word: str, options: typing.Iterable[str]) -> str:

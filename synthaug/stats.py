@@ -15,7 +15,7 @@ from scipy import stats
 
 from synthaug import layout
 from synthaug.metrics import METRIC_BY_NAME, METRICS, Metric
-from synthaug.params import BASELINE, Params
+from synthaug.params import BASELINE, Params, resnet_seeds
 
 ALPHA = 0.05  # family-wise error rate of the Holm-adjusted decisions
 
@@ -67,7 +67,7 @@ def per_seed(
     if regime not in evals[variant]["resnet"]:  # not one of the variant's regimes
         return None
     shots = next(k for k in params.trials.shots if layout.regime(k) == regime)
-    seeds = params.resnet_seeds(variant, shots)
+    seeds = resnet_seeds(params, variant, shots)
     return {s: evals[variant]["resnet"][regime][f"seed{s}"][metric.name] for s in seeds}
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from synthaug.params import ParamsError, load_params, parse_params
+from synthaug.params import ParamsError, load_params, parse_params, resnet_seeds
 from tests.helpers import ROOT, run_module, write_params
 
 
@@ -20,8 +20,8 @@ def test_a_variant_trains_more_seeds_where_it_asks(params):
     params["variants"]["ddim"]["seeds"] = {16: 4}
     del params["variants"]["i2i_40"]["seeds"]
     p = parse_params(params)
-    assert p.resnet_seeds("baseline", 16) == (3, 7, 8, 9, 10)  # trials.resnet_seeds, then the next integers
-    assert p.resnet_seeds("ddim", 16) == (3, 7, 8, 9) and p.resnet_seeds("ddim", 4) == (3, 7)
+    assert resnet_seeds(p, "baseline", 16) == (3, 7, 8, 9, 10)  # trials.resnet_seeds, then the next integers
+    assert resnet_seeds(p, "ddim", 16) == (3, 7, 8, 9) and resnet_seeds(p, "ddim", 4) == (3, 7)
 
 
 @pytest.mark.parametrize(
