@@ -299,7 +299,7 @@ def test_folders_import_letterboxes_and_remaps(tmp_path: Path, folders_params):
         (lambda u: (u / "det/data.yaml").write_text("val: images/val\nnames: [cat, dog]\n"), "no 'train:' split"),
         (
             lambda u: (u / "det/data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n"),
-            "train has 3 images, too few to hold out 128 for test (prepare.det.test_images)",
+            "train has 3 images, too few to hold out 640 for test (prepare.det.test_images)",
         ),
         (
             lambda u: (u / "det/labels/val/im0.txt").write_text("0 0.5 0.5 0.1\n"),
