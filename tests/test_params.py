@@ -82,9 +82,9 @@ def test_a_variant_trains_more_seeds_where_it_asks(params):
         ),
         (lambda p: p["variants"]["baseline"].update(per_class=4), "variants.baseline.per_class: 4, but source is none"),
         (
-            lambda p: p["variants"]["real_pool"].update(seeds={16: 20}),
-            "variants.real_pool.seeds.16: 20 seeds, but the baseline trains 12 at 16 shots and a run is compared "
-            "with the baseline's of the same seed; set variants.baseline.seeds.16 to at least 20",
+            lambda p: p["variants"]["real_pool"].update(seeds={16: 60}),
+            "variants.real_pool.seeds.16: 60 seeds, but the baseline trains 48 at 16 shots and a run is compared "
+            "with the baseline's of the same seed; set variants.baseline.seeds.16 to at least 60",
         ),
         (
             lambda p: p["variants"]["real_pool_5"].update(seeds={16: 8}),
