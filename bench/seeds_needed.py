@@ -31,7 +31,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synthaug.metrics import METRICS
 from synthaug.params import BASELINE, load_params
-from synthaug.stats import curve_points
+from synthaug.stats import curve_points, holm
 
 
 def power(n: int, effect: float, alpha: float) -> float:
@@ -97,16 +97,12 @@ def main() -> None:
 def decisions(cells: list[tuple[str, int, float]], alpha: float, rng: np.random.Generator) -> np.ndarray:
     """One reading of the verdict: each comparison's seeds drawn at its effect, decided by the paired
     t-test and Holm's step-down over the family (beats or falls below: decided; else undecided)."""
-    p = []
-    for _, n, effect in cells:
+    p = {}
+    for label, n, effect in cells:
         x = rng.normal(effect if np.isfinite(effect) else 50.0, 1.0, n)
-        p.append(float(stats.ttest_1samp(x, 0.0).pvalue))
-    order, decided = np.argsort(p), np.zeros(len(p), bool)
-    for rank, i in enumerate(order):
-        if p[i] >= alpha / (len(p) - rank):
-            break
-        decided[i] = True
-    return decided
+        p[label] = float(stats.ttest_1samp(x, 0.0).pvalue)
+    adjusted = holm(p)
+    return np.array([adjusted[label] < alpha for label, _, _ in cells])
 
 
 def agreement(cells: list[tuple[str, int, float]], reps: int, alpha: float, rng: np.random.Generator) -> None:
