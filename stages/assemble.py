@@ -6,7 +6,8 @@ Outputs: ``--out`` (data/datasets/<variant>): ``cls/{train,synthetic,val}/<class
          (the trainer mixes ``synthetic`` into each batch at the ratio); ``det/``, an Ultralytics dataset:
          real train canvases plus round(ratio × real) synthetic ones, real val; ``variant.json``. No test
          split: only evaluate reads it. Files are hard links where possible. ``--metrics``
-         (metrics/assemble/<variant>.json): counts, synthetic images kept/dropped per class.
+         (metrics/assemble/<variant>.json): counts, synthetic images kept/dropped per class, the
+         dataset's ``content_md5`` (synthaug.checksums.digest of its folders' MD5SUMS).
 Params:  seed, data.image_size, data.channels, variants.<variant> (``per_class``: the first so many per
          class), assemble.*, filter.min_confidence,
          prepare.det.min_object_size/max_object_size/max_iou, launch.training.threads (the filter's judge)
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from synthaug import checksums
 from synthaug.cli import parse_args, pin_threads, run
 from synthaug.errors import DataError
 from synthaug.files import write_json, write_text
@@ -38,14 +40,17 @@ from synthaug.xpaste import xpaste
 
 log = logging.getLogger("assemble")
 SPLITS = ("train", "val")  # never test: only evaluate reads it
+SKIP = {checksums.NAME}  # data/real's stay behind: the dataset's folders get their own (det train gains canvases)
 
 
 def synthetic_images(args: argparse.Namespace, params: Params, classes: list[str]) -> tuple[list, dict]:
     """The variant's synthetic classification images (file, class) the judge's filter keeps, and its
     counts; a missing source or an empty result is one error line."""
     variant, root = params.variants[args.variant], Source(args.synthetic).cls
-    if variant.source != "none" and not Source(args.synthetic).manifest.exists():
-        raise DataError(f"{args.synthetic}: not generated yet; run `dvc repro` for {variant.source}")
+    if variant.source != "none":  # none: nothing to read (dvc.yaml's dep is its tracked MD5SUMS)
+        if not Source(args.synthetic).manifest.exists():
+            raise DataError(f"{args.synthetic}: not generated yet; run `dvc repro` for {variant.source}")
+        checksums.verify(args.synthetic)
     for name in classes:
         if not any((Real(args.real).cls("train") / name).glob("*.png")):
             raise DataError(f"{Real(args.real).cls('train') / name}: class has no images; every class needs some")
@@ -100,17 +105,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.variant not in params.variants:
         raise DataError(f"--variant {args.variant}: no variants.{args.variant} in {args.params}")
     variant, real = params.variants[args.variant], Real(args.real)
+    checksums.verify(*real.folders("train"), *real.folders("val"))
     classes = real.classes()
     synthetic, filtered = synthetic_images(args, params, classes)
     with atomic_dir(args.out) as tmp:
         out = Dataset(tmp)
-        counts = {f"cls_{s}": link_tree(real.cls(s), out.cls(s)) for s in SPLITS}
+        counts = {f"cls_{s}": link_tree(real.cls(s), out.cls(s), skip=SKIP) for s in SPLITS}
         for f, k in synthetic:
             add_cls_image(f, out.cls("synthetic") / classes[k] / f.name, params.data.image_size, params.data.channels)
         counts["cls_synthetic"] = len(synthetic)
         for split in SPLITS:
-            counts[f"det_{split}"] = link_tree(real.det.images(split), out.det.images(split))
-            link_tree(real.det.labels(split), out.det.labels(split))
+            counts[f"det_{split}"] = link_tree(real.det.images(split), out.det.images(split), skip=SKIP)
+            link_tree(real.det.labels(split), out.det.labels(split), skip=SKIP)
         real_canvases = real.det.canvases("train")
         counts["det_synthetic"] = synthetic_canvases(args, params, synthetic, real_canvases, out.det)
         spec = {s: out.det.images(s).relative_to(out.det.root).as_posix() for s in SPLITS}
@@ -118,7 +124,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_text(out.det.yaml, yaml.safe_dump(spec, sort_keys=False))
         write_json(out.variant_file, {"variant": args.variant, **vars(variant), "counts": counts})
         shutil.copy2(real.classes_file, out.classes_file)
-    write_json(args.metrics, {"counts": counts, "filter": filtered})
+        folders = out.split_folders()
+        for folder in folders:
+            checksums.write(folder)  # the baseline's empty cls/synthetic too: the trainer depends on it
+        content = checksums.digest(*folders)  # the report depends on the metrics, not on the images
+    write_json(args.metrics, {"counts": counts, "filter": filtered, "content_md5": content})
     log.info("%s: %s; filter kept %d, dropped %d", args.variant, counts, filtered["kept"], filtered["dropped"])
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 from sklearn.metrics import confusion_matrix, f1_score
 
+from synthaug import checksums
 from synthaug.cli import parse_args, pin_threads, run
 from synthaug.detector import load_detector, validate
 from synthaug.errors import DataError
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = load_params(args.params)
     pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
     real = Real(args.real)
+    checksums.verify(*real.folders("test"))
     classes = real.classes()
     x, y = load_folder(real.cls("test"), classes)
     if not len(x):

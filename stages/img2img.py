@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from synthaug import recipes
+from synthaug import checksums, recipes
 from synthaug.cli import parse_args, run
 from synthaug.diffusion import backend_for, make_scheduler
 from synthaug.errors import DataError
@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not 0 < strength <= 1:
         raise DataError(f"--strength {strength}: must be in (0, 1]; check img2img.strengths")
     real, out = Real(args.real), Source(args.out)
+    folders = [real.cls("train"), *(d(s) for s in ("train", "val") for d in (real.det.images, real.det.labels))]
+    checksums.verify(*folders)
     classes = real.classes()
     cls_sources = image_folder(real.cls("train"), classes)
     if not cls_sources:
@@ -76,9 +78,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "strength": strength,
         "model": model.fingerprint,
         **({"adapters": [a["sha256"] for a in model.adapters]} if model.adapters else {}),  # files, not names
-        "real": digest_files(
-            [real.cls("train"), *(d(s) for s in ("train", "val") for d in (real.det.images, real.det.labels))]
-        ),
+        "real": digest_files(f / checksums.NAME for f in folders),  # verified: their MD5SUMS stand for them
     }
     group = process_group(g.device, params.launch.sampling)
     with group.main_process_first():  # only the main process may wipe a stale output
@@ -100,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if group.is_main_process:
         manifests = {"cls": out.manifest, "det": out.det.manifest, "det_val": out.det_val.manifest}
         totals = journal.finish({manifests[part]: k for part, k in keys.items()})
+        checksums.write(args.out)  # what assemble, quality and survival depend on and check it against
         write_timing(args.timings, {part: totals[m] for part, m in manifests.items()}, group.num_processes)
         log.info("wrote %d images to %s", sum(len(todo) for todo, _ in items.values()), args.out)
 

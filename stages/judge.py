@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
+from synthaug import checksums
 from synthaug.cli import parse_args, pin_threads, run
 from synthaug.errors import DataError
 from synthaug.layout import read_classes
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     classes = read_classes(args.classes)
     torch.manual_seed(params.seed)
     torch.use_deterministic_algorithms(True)
+    checksums.verify(args.train, args.val)
     real, val = load_folder(args.train, classes), load_folder(args.val, classes)
     if not len(real[0]) or not len(val[0]):
         raise DataError(f"{args.train} or {args.val}: no images; run `dvc repro prepare`")

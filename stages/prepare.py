@@ -11,7 +11,8 @@ Outputs: ``--out`` (data/real): ``cls/{pool,judge,train,val,test}/<class>/*.png`
          ``det/images|labels/{train,val,test,pool}`` + ``det/data.yaml`` (Ultralytics; ``pool`` holds
          canvases of pool digits, on which pretrain_yolo pretrains a class-agnostic detector), ``classes.json``,
          one contact sheet per split, ``splits.json``: where each split came from (with user folders:
-         given, held out of train, or train itself). Written to a temp dir and renamed at the end.
+         given, held out of train, or train itself); in every split folder an ``MD5SUMS`` (synthaug.checksums),
+         the file later stages depend on and check the folder against. Written to a temp dir and renamed at the end.
 Params:  seed, data.*, prepare.*
 """
 
@@ -26,6 +27,7 @@ import yaml
 from PIL import Image
 from tqdm import tqdm
 
+from synthaug import checksums
 from synthaug.cli import parse_args, run
 from synthaug.embedded import embedded_dataset
 from synthaug.files import write_json, write_text
@@ -87,7 +89,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         names, cls_items, det_items, origin = user_dataset(params, args.user_cls, args.user_det)
     with atomic_dir(args.out) as tmp:
         write_dataset(tmp, names, cls_items, det_items, params.data)
-        write_json(Real(tmp).splits_file, origin)  # the report quotes it
+        real = Real(tmp)
+        write_json(real.splits_file, origin)  # the report quotes it
+        det = [f(s) for s in DET_SPLITS for f in (real.det.images, real.det.labels)]
+        for folder in [real.cls(s) for s in CLS_SPLITS] + det:
+            checksums.write(folder)  # an empty split's too: the stages that depend on it find it
     log.info("wrote %s", args.out)
 
 

@@ -23,6 +23,7 @@ import torch
 from diffusers import DDPMScheduler
 from PIL import Image
 
+from synthaug import checksums
 from synthaug.cli import parse_args, pin_threads, run
 from synthaug.diffusion import BuiltinModel, Sampling, from_uint8
 from synthaug.errors import DataError
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.use_deterministic_algorithms(True)
     gen = torch.Generator().manual_seed(params.seed)
     classes = read_classes(args.classes)
+    checksums.verify(args.pool)
     files = image_folder(args.pool, classes)
     if not files:
         raise DataError(f"{args.pool}: no images in the pretraining pool; run `dvc repro prepare` first")

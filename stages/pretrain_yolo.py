@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from synthaug import checksums
 from synthaug.cli import parse_args, run
 from synthaug.detector import DetectorBudget, train_detector
 from synthaug.errors import DataError
@@ -39,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     c = params.pretrain_yolo
     if not args.data.is_file():
         raise DataError(f"{args.data}: missing; run `dvc repro prepare`")
+    det = Detection(args.data.parent)
+    checksums.verify(*(f(s) for s in ("pool", "val") for f in (det.images, det.labels)))
     spec = yaml.safe_load(args.data.read_text())
     root = args.data.parent.resolve()
     pool_dir = spec.get("pool") or str(Detection(Path()).images("pool"))

@@ -11,7 +11,8 @@ Outputs: ``--out`` (metrics/quality/<kind>/<name>.json, DVC metrics):
          compare sources at equal counts only); ``kid`` and ``kid_std`` — the kernel inception
          distance in the same features (unbiased), its mean and spread over 100 subsets; ``cas`` —
          classification accuracy score: a ResNet trained on the synthetic images alone with
-         train_resnet's budget, tested on real val.
+         train_resnet's budget, tested on real val; ``content_md5``, which images were scored
+         (synthaug.checksums.digest of the source's MD5SUMS).
          No seconds: sampling cost is measured by the generation stage (timings/), so a rerun that
          makes the same images reruns nothing here.
 Params:  seed, data.image_size, data.channels (images of any size are scored as assemble converts
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 
 import torch
 
+from synthaug import checksums
 from synthaug.cli import parse_args, pin_threads, run
 from synthaug.errors import DataError
 from synthaug.files import write_json
@@ -65,9 +67,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     fit = (params.data.image_size, params.data.channels)  # as assemble makes them dataset images
     images, labels = load_images([f for f, _ in files], fit), torch.tensor([k for _, k in files])
     judge, _ = load_trained(args.judge)
+    checksums.verify(real.cls("val"), args.synthetic)
     val = load_folder(real.cls("val"), classes)
     result = judge_scores(judge, images, labels.tolist(), load_reference(args.reference, judge))
     result["cas"] = round(classification_accuracy_score(images, labels, val, classes, params), 6)
+    result["content_md5"] = checksums.digest(args.synthetic)  # what was scored: the report depends on it
     write_json(args.out, result)
     log.info("%s: %s", args.synthetic, result)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synthaug import checksums
 from synthaug.cli import parse_args, run
 from synthaug.errors import DataError
 from synthaug.files import write_jsonl
@@ -33,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = load_params(args.params)
     per_class = params.real_pool.per_class
     classes = read_classes(args.classes)
+    checksums.verify(args.pool)
     files = image_folder(args.pool, classes)
     rng = np.random.default_rng([params.seed, 11])
     rows = []
@@ -50,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 source = (Real(Path()).cls("pool") / name / f.name).as_posix()  # as under data/real
                 rows.append({"file": f"{name}/{f.name}", "source": source, "class": k, "name": name})
         write_jsonl(Source(tmp).manifest, rows)
+        checksums.write(tmp)  # what assemble and quality depend on and check it against
     log.info("linked %d real pool images (%d per class) into %s", len(rows), per_class, args.out)
 
 

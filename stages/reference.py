@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from synthaug import checksums
 from synthaug.cli import parse_args, pin_threads, run
 from synthaug.errors import DataError
 from synthaug.layout import read_classes
@@ -29,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(__doc__, argv, "judge", "images", "classes", "out")
     params = load_params(args.params)
     pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
+    checksums.verify(args.images)
     images, _ = load_folder(args.images, read_classes(args.classes))
     if len(images) < 2:
         raise DataError(f"{args.images}: {len(images)} images; the scores need at least 2 real ones to compare with")

@@ -4,7 +4,10 @@ Inputs:  ``--summary`` (metrics/summary.json), ``--study-plot`` (plots/study.csv
          (data/study: scheduler × steps images), ``--real`` (data/real), ``--synthetic``
          (data/synthetic), ``--datasets`` (data/datasets: X-Paste canvases), ``--curves``
          (plots/train_resnet: training histories), ``--params``; ``--timings`` (timings/: seconds per image,
-         shown, not depended on — wall-clock numbers would rerun the report after every rerun)
+         shown, not depended on — wall-clock numbers would rerun the report after every rerun);
+         ``--study-metrics`` (metrics/study), ``--quality`` (metrics/quality), ``--assemble``
+         (metrics/assemble): their ``content_md5`` name the images the galleries show, so the report
+         depends on them instead of on the thousands of images in those folders
 Outputs: ``--markdown`` (report/results.md), ``--study-png`` (report/study.png), ``--shots-png``
          (report/shots.png: accuracy against real shots per class) and ``--exchange-png``
          (report/exchange.png: what each synthetic source is worth in real images): the tables and
@@ -25,6 +28,7 @@ import csv
 import logging
 from collections.abc import Sequence
 
+from synthaug import checksums
 from synthaug.cli import parse_args, run
 from synthaug.errors import DataError
 from synthaug.files import read_json, write_text
@@ -52,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "summary",
         "study-plot",
         "study",
+        "study-metrics",
+        "quality",
+        "assemble",
         "real",
         "synthetic",
         "datasets",
@@ -68,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.summary.is_file():
         raise DataError(f"{args.summary}: missing; run `dvc repro summarize`")
     summary = read_json(args.summary)
+    checksums.verify(*Real(args.real).folders("train"))
     classes = Real(args.real).classes()
     with open(args.study_plot) as fh:
         study_rows = list(csv.DictReader(fh))

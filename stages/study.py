@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from synthaug import recipes
+from synthaug import checksums, recipes
 from synthaug.cli import parse_args, pin_threads, run
 from synthaug.diffusion import Sampling, backend_for
 from synthaug.errors import DataError
@@ -94,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             }
             timings[f"steps_{steps}"] = {"steps": steps, "seconds_per_image": round(seconds / len(records), 5)}
             log.info("%s, %d steps: %s, %s", args.scheduler, steps, result[f"steps_{steps}"], timings[f"steps_{steps}"])
+        checksums.write(tmp)
+        result["content_md5"] = checksums.digest(tmp)  # the report depends on this file, not on the images
     write_json(args.metrics, result)
     write_json(args.timings, timings)
 

@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         {"scheduler": scheduler, **point}
         for scheduler in params.txt2img.schedulers
         for point in read_json(args.study / f"{scheduler}.json").values()
+        if isinstance(point, dict)  # a step count's scores (content_md5 names the images)
     ]
     machines = []  # the machines the classifiers were trained on (one, unless runs were mixed)
     for e in evals.values():

@@ -1,7 +1,7 @@
 """Stage ``survival@<strength>``: do img2img's kept detection boxes still hold their digits?
 
-Inputs:  ``--synthetic`` (data/synthetic/img2img/<strength>/det_val: img2img versions of the real
-         *val* canvases, with their kept labels), ``--detector`` (models/yolo/baseline/seed<k>: the
+Inputs:  ``--synthetic`` (data/synthetic/img2img/<strength>: its ``det_val``, img2img versions of the
+         real *val* canvases, with their kept labels), ``--detector`` (models/yolo/baseline/seed<k>: the
          baseline detector), ``--real`` (data/real: ``det/{images,labels}/val``, ``classes.json``)
 Outputs: ``--out`` (metrics/survival/<strength>.json, DVC metrics): ``box_survival`` — share of
          kept boxes the detector re-finds (same class, IoU >= quality.box_iou, confidence >=
@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from synthaug import checksums
 from synthaug.cli import parse_args, pin_threads, run
 from synthaug.detector import detect, load_detector
 from synthaug.errors import DataError
 from synthaug.files import write_json
 from synthaug.images import read_yolo_boxes
-from synthaug.layout import Detection, Real, label_of
+from synthaug.layout import Real, Source, label_of
 from synthaug.params import load_params
 from synthaug.quality import refound
 
@@ -32,9 +33,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(__doc__, argv, "synthetic", "detector", "real", "out")
     params = load_params(args.params)
     pin_threads(params.launch.training.threads)  # results must not depend on the machine's cores
-    regenerated, real = Detection(args.synthetic), Real(args.real)
+    regenerated, real = Source(args.synthetic).det_val, Real(args.real)
     if not regenerated.images().is_dir():
         raise DataError(f"{regenerated.images()}: no img2img detection canvases; set img2img.det: true")
+    checksums.verify(real.det.images("val"), real.det.labels("val"), args.synthetic)
     names = dict(enumerate(real.classes()))
     yolo = load_detector(args.detector, params.train_yolo.model, names)
     result = {}

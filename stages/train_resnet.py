@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthaug import checksums
 from synthaug.cli import parse_args, pin_threads, run
 from synthaug.convgrad import for_cpu_training
 from synthaug.errors import DataError
@@ -55,6 +56,7 @@ def load_dataset(data: Path, variant: str, image_size: int) -> tuple[list[str], 
     """The variant's class names, and per split (real train, synthetic, val) its (file, class) list
     and its images and labels as tensors."""
     dataset = Dataset(data)
+    checksums.verify(*(dataset.cls(s) for s in SPLITS if dataset.cls(s).is_dir()))  # a missing one: below
     classes = dataset.classes()
     files = {s: image_folder(dataset.cls(s), classes) if dataset.cls(s).is_dir() else [] for s in SPLITS}
     if not files["train"] or not files["val"]:

@@ -31,13 +31,14 @@ from collections.abc import Sequence
 
 import yaml
 
+from synthaug import checksums
 from synthaug.cli import parse_args, run
 from synthaug.detector import DetectorBudget, train_detector
 from synthaug.errors import DataError
 from synthaug.files import write_json
 from synthaug.images import atomic_dir
 from synthaug.launch import in_workers
-from synthaug.layout import Run, history_file
+from synthaug.layout import Detection, Run, history_file
 from synthaug.params import Params, load_params
 
 RESULTS_CSV = "results.csv"  # Ultralytics' per-epoch history in its run folder
@@ -81,6 +82,8 @@ def setup(argv: Sequence[str]) -> tuple[argparse.Namespace, Params, int, int]:
     params = load_params(args.params)
     if not args.data.is_file():
         raise DataError(f"{args.data}: missing; run `dvc repro assemble@{args.variant}`")
+    det = Detection(args.data.parent)
+    checksums.verify(*(f(s) for s in ("train", "val") for f in (det.images, det.labels)))
     spec = yaml.safe_load(args.data.read_text())
     n_train = len(list((args.data.parent / spec["train"]).glob("*.png")))
     return args, params, spec.get("real_train_images", n_train), n_train

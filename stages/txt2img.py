@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from synthaug import recipes
+from synthaug import checksums, recipes
 from synthaug.cli import parse_args, run
 from synthaug.diffusion import Sampling, backend_for, make_scheduler
 from synthaug.files import read_jsonl
@@ -83,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     keys = run_batches(journal, records, g.batch_size, "batch", work, f"txt2img@{args.scheduler}", group)
     if group.is_main_process:
         totals = journal.finish({out.manifest: keys})
+        checksums.write(args.out)  # what assemble and quality depend on and check it against
         write_timing(args.timings, {"cls": totals[out.manifest]}, group.num_processes)
         log.info("wrote %d images to %s", len(records), args.out)
 

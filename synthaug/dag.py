@@ -25,7 +25,8 @@ def module_closure(path: Path, root: Path = ROOT) -> set[Path]:
         seen.add(f)
         text = f.read_text()
         modules = re.findall(r"^\s*(?:from|import) (synthaug(?:\.\w+)+)", text, re.M)
-        modules += [f"synthaug.{m}" for m in re.findall(r"^\s*from synthaug import (\w+)", text, re.M)]
+        for names in re.findall(r"^\s*from synthaug import ([\w, ]+)", text, re.M):  # one module or several
+            modules += [f"synthaug.{m.strip()}" for m in names.split(",")]
         for m in modules:  # a module file, or a package's __init__ (synthaug.app)
             module = root / (m.replace(".", "/") + ".py")
             todo.append(module if module.is_file() else module.with_suffix("") / "__init__.py")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,9 +152,9 @@ def link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def link_tree(src: Path, dst: Path) -> int:
-    """Link every file under ``src`` at the same place under ``dst``; how many."""
-    files = sorted(p for p in src.rglob("*") if p.is_file())
+def link_tree(src: Path, dst: Path, skip: Container[str] = ()) -> int:
+    """Link every file under ``src`` at the same place under ``dst``, but those named in ``skip``; how many."""
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.name not in skip)
     for f in files:
         link(f, dst / f.relative_to(src))
     return len(files)

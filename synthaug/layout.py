@@ -108,6 +108,10 @@ class Dataset(Real):
     def variant_file(self) -> Path:
         return self.root / "variant.json"
 
+    def split_folders(self) -> list[Path]:
+        """Every folder with an ``MD5SUMS`` (assemble writes one into each): the trainers read them."""
+        return [self.cls("synthetic"), *self.folders("train"), *self.folders("val")]
+
 
 @dataclass(frozen=True)
 class Source:

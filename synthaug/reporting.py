@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from PIL import Image
 
-from synthaug import layout
+from synthaug import checksums, layout
 from synthaug.cli import read_timings
 from synthaug.files import read_json, read_jsonl, write_bytes
 from synthaug.images import contact_sheet, read_yolo_boxes
@@ -431,7 +431,27 @@ def curves_section(curves: Path, params: Params) -> str:
     return f'<figure class="plot"><img alt="training curves" src="{figure_uri(fig)}" width="640"></figure>'
 
 
+def xpaste_variants(params: Params) -> list[str]:
+    """The variants whose datasets hold X-Paste canvases."""
+    return [v for v, c in params.variants.items() if c.source.startswith(("txt2img/", "real/")) and c.ratio > 0]
+
+
+def check_gallery_images(args: argparse.Namespace, params: Params) -> None:
+    """The report depends on the metrics that record which images the study, quality and assemble
+    saw (their ``content_md5``), not on the folders of thousands it shows a few of: check that the
+    folders are those images."""
+    for scheduler in params.txt2img.schedulers:
+        checksums.verify_recorded(args.study_metrics / f"{scheduler}.json", args.study / scheduler)
+    for s in params.img2img.strengths:
+        source = Source.of(args.synthetic, f"img2img/{s:g}")
+        checksums.verify_recorded(args.quality / "img2img" / f"{s:g}.json", source.root)
+    for variant in xpaste_variants(params):
+        dataset = Dataset.of(args.datasets, variant)
+        checksums.verify_recorded(args.assemble / f"{variant}.json", *dataset.split_folders())
+
+
 def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> str:
+    check_gallery_images(args, params)
     k = params.report.gallery_per_class
     out = ["<h3>txt2img: the same prompts and seeds per scheduler and step count</h3><table class='gallery'>"]
     first = params.txt2img.schedulers[0]
@@ -468,12 +488,11 @@ def galleries(args: argparse.Namespace, params: Params, classes: list[str]) -> s
         "</table><h3>X-Paste: synthetic (and real pool) digits cut out and pasted onto real canvases</h3>"
         "<table class='gallery'>"
     )
-    for variant, v in params.variants.items():
-        if v.source.startswith(("txt2img/", "real/")) and v.ratio > 0:
-            files = sorted(Dataset.of(args.datasets, variant).det.images("train").glob("xpaste_*.png"))[:6]
-            boxes = [[b for _, b in read_yolo_boxes(label_of(f))] for f in files]
-            if files:
-                out.append(f"<tr><td>{variant}</td><td>{strip(files, boxes, tile=128)}</td></tr>")
+    for variant in xpaste_variants(params):
+        files = sorted(Dataset.of(args.datasets, variant).det.images("train").glob("xpaste_*.png"))[:6]
+        boxes = [[b for _, b in read_yolo_boxes(label_of(f))] for f in files]
+        if files:
+            out.append(f"<tr><td>{variant}</td><td>{strip(files, boxes, tile=128)}</td></tr>")
     return "".join(out) + "</table>"
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from synthaug import checksums
 from synthaug.dag import code_deps, module_closure
 from synthaug.layout import Real
 from tests.helpers import ROOT, Dag
@@ -59,6 +60,8 @@ def test_stage_contract(stage):
         assert produced or ((ROOT / dep).exists() and not is_ignored(dep)), (
             f"{stage.addressing}: dep {dep} is neither tracked nor an earlier stage's output"
         )
+    if any(Path(d).name == checksums.NAME for d in deps):  # DVC hashes the MD5SUMS; the stage checks the folder
+        assert "checksums.verify(" in own, f"{stage.addressing}: depends on an MD5SUMS but never calls checksums.verify"
     listed = {d for d in deps if re.fullmatch(r"(synthaug|stages)/\w+\.py", d)}
     need = code_deps(match.group(2))
     assert not need - listed, (
@@ -115,6 +118,23 @@ def test_only_evaluate_depends_on_the_test_split(stage):
     for split in real_test_split():
         reach = [d for d in deps if split == d or split.startswith(d.rstrip("/") + "/") or d.startswith(split)]
         assert not reach, f"{stage.addressing}: depends on {reach} ({split})"
+
+
+@pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
+def test_produced_data_is_a_dep_through_files_not_folders(stage):
+    """A produced data folder as a dep would put its thousands of files back into every ``dvc status``:
+    a stage names the folder's MD5SUMS (or the one file it reads) and checks the folder on read."""
+    earlier_outs = []
+    for s in stages():
+        if s.addressing == stage.addressing:
+            break
+        earlier_outs += [str(o.def_path) for o in s.outs]
+    for dep in (str(d.def_path) for d in stage.deps if type(d).__name__ == "Dependency"):
+        produced = any(dep == o or dep.startswith(o.rstrip("/") + "/") for o in earlier_outs)
+        if produced and dep.startswith("data/"):
+            assert Path(dep).name == checksums.NAME or Path(dep).suffix, (
+                f"{stage.addressing}: depends on the folder {dep}; name its {checksums.NAME} instead"
+            )
 
 
 def budgets() -> dict[str, list[tuple[str, type, set[str]]]]:

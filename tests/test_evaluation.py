@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthaug.layout import Dataset, Detection, Real, Run, Source, Study
+from synthaug import checksums
+from synthaug.layout import Dataset, Real, Run, Source, Study
 from tests.helpers import CLASSES, ROOT, Dag, error_lines, run_assemble, write_params
 
 GIVEN = {"prepare", "pretrain", "judge"}  # made by the session fixtures, copied in
@@ -123,7 +124,7 @@ def test_quality_scores_synthetic_sources(tiny: Dag, tiny_judge: Path):
     assert (q["kid"], q["kid_std"]) == tuple(round(v, 6) for v in kernel_inception_distance(feats.numpy(), ref.numpy()))
     assert "box_survival" not in read(tiny.arg("quality_img2img@0.5", "--out"))
     i = read(tiny.arg("survival@0.5", "--out"))
-    labels = list(Detection(tiny.arg("survival@0.5", "--synthetic")).labels().glob("*.txt"))
+    labels = list(Source(tiny.arg("survival@0.5", "--synthetic")).det_val.labels().glob("*.txt"))
     assert len(labels) == 2  # one img2img version of each real val canvas: held out from every detector
     assert i["box_survival_boxes"] == sum(len(f.read_text().splitlines()) for f in labels) > 0
     assert 0 <= i["box_survival"] <= 1 and 0 <= i["box_recall_real"] <= 1
@@ -159,6 +160,7 @@ def test_a_bad_reference_file_is_one_error_naming_it_and_the_fix(tmp_path, tiny_
 def test_study_uses_the_same_prompts_for_every_step_count(tiny: Dag):
     m = read(tiny.arg("study@ddim", "--metrics"))
     study = Study(tiny.arg("study@ddim", "--out"))
+    assert m.pop("content_md5") == checksums.digest(study.root)  # the images, which the report depends on through it
     assert list(m) == ["steps_1", "steps_2"] and all(0 <= v["conditional_accuracy"] <= 1 for v in m.values())
     one, two = (sorted(str(f.relative_to(study.steps(s))) for f in study.steps(s).rglob("*.png")) for s in (1, 2))
     assert one == two and len(one) == 2 * len(CLASSES)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +13,11 @@ import pytest
 import yaml
 from PIL import Image
 
+from synthaug import checksums
 from synthaug import embedded as embedded_data
 from synthaug.compose import paste_digit
-from synthaug.images import letterbox
+from synthaug.errors import DataError
+from synthaug.images import CLS_SPLITS, DET_SPLITS, letterbox
 from synthaug.layout import Real
 from tests.helpers import error_lines, run_module, tree_digest, write_params
 
@@ -148,6 +152,80 @@ def test_prepare_is_byte_deterministic(embedded: Path, base_params, tmp_path: Pa
     proc, again = run_prepare(tmp_path, base_params)
     assert proc.returncode == 0, proc.stderr
     assert tree_digest(again) == tree_digest(embedded)
+
+
+def split_folders(real: Real) -> list[Path]:
+    return [real.cls(s) for s in CLS_SPLITS] + [f(s) for s in DET_SPLITS for f in (real.det.images, real.det.labels)]
+
+
+def test_every_split_folder_carries_an_md5sums_that_md5sum_checks(embedded: Path):
+    """What the later stages depend on instead of the folder: every file, and only files, listed in
+    the format coreutils' ``md5sum -c`` reads."""
+    for folder in split_folders(Real(embedded)):
+        listed = [line.split("  ", 1)[1] for line in (folder / checksums.NAME).read_text().splitlines()]
+        files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        assert listed == [f for f in files if f != checksums.NAME] and listed, folder
+        check = subprocess.run(["md5sum", "--check", "--quiet", checksums.NAME], cwd=folder, capture_output=True)
+        assert check.returncode == 0, (folder, check.stdout[-500:])
+        checksums.verify(folder)
+
+
+def test_a_stage_refuses_a_real_folder_changed_after_prepare(embedded: Path, base_params, tmp_path: Path):
+    """DVC hashes only MD5SUMS for the stages that read data/real, so the reader checks the folder:
+    a changed image is one error line naming it, and the stage writes nothing."""
+    real = tmp_path / "real"
+    shutil.copytree(embedded, real)
+    image = sorted(Real(real).cls("pool").rglob("*.png"))[5]
+    image.write_bytes(image.read_bytes() + b"\0")
+    out = tmp_path / "pool"
+    proc = run_module(
+        "stages.real_pool",
+        *("--params", str(write_params(tmp_path / "params.yaml", base_params))),
+        *("--pool", str(Real(real).cls("pool")), "--classes", str(Real(real).classes_file), "--out", str(out)),
+    )
+    assert proc.returncode != 0
+    assert error_lines(proc) == [
+        f"error: {image}: changed since {Real(real).cls('pool') / 'MD5SUMS'} was written; {checksums.FIX}"
+    ]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: f.write_bytes(b"not the image"), "changed since"),
+        (lambda f: f.unlink(), "listed in .*MD5SUMS but missing \\(1 such\\)"),
+        (lambda f: (f.parent / "extra.png").write_bytes(f.read_bytes()), "extra.png: not in .*MD5SUMS \\(1 such"),
+        (lambda f: (f.parent.parent / "MD5SUMS").write_text("not md5\n"), "MD5SUMS:1: not an md5sum line"),
+        (lambda f: (f.parent.parent / "MD5SUMS").unlink(), "MD5SUMS: cannot read"),
+    ],
+)
+def test_verify_names_the_first_difference(tmp_path: Path, damage, message):
+    folder = tmp_path / "cls" / "train"
+    for k in range(3):
+        (folder / "zero").mkdir(parents=True, exist_ok=True)
+        (folder / "zero" / f"{k}.png").write_bytes(bytes([k]) * 10)
+    checksums.write(folder)
+    checksums.verify(folder)
+    damage(folder / "zero" / "1.png")
+    with pytest.raises(DataError, match=message):
+        checksums.verify(folder)
+
+
+def test_verify_recorded_wants_the_images_the_metrics_name(tmp_path: Path):
+    """The report depends on a stage's metrics instead of its folder: a folder rewritten consistently
+    (its MD5SUMS too) but not what the metrics recorded is refused."""
+    folder = tmp_path / "study" / "ddim"
+    (folder / "5").mkdir(parents=True)
+    (folder / "5" / "a.png").write_bytes(b"first")
+    checksums.write(folder)
+    metrics = tmp_path / "ddim.json"
+    metrics.write_text(json.dumps({"content_md5": checksums.digest(folder)}))
+    checksums.verify_recorded(metrics, folder)
+    (folder / "5" / "a.png").write_bytes(b"second")
+    checksums.write(folder)
+    with pytest.raises(DataError, match=f"{folder}: not the images {metrics} records"):
+        checksums.verify_recorded(metrics, folder)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
+from synthaug import checksums
 from synthaug.files import read_jsonl
 from synthaug.layout import Dataset, Real, Source
 from synthaug.params import ParamsError, parse_params
@@ -112,6 +113,7 @@ def test_assemble_errors_leave_nothing(tmp_path: Path, base_params, small_real: 
     shutil.copytree(small_real, broken)
     shutil.rmtree(broken / "cls" / "train" / "four")
     (broken / "cls" / "train" / "four").mkdir()
+    checksums.write(broken / "cls" / "train")  # a consistent split with an empty class: prepare's, not an edit
     proc = run_assemble(tmp_path, base_params, "baseline", broken, tmp_path)
     assert proc.returncode == 1 and "cls/train/four: class has no images" in error_lines(proc)[0]
     assert not (tmp_path / "baseline").exists()
