@@ -1,10 +1,12 @@
 """``MD5SUMS``: a folder's files and their checksums, in the format ``md5sum -c MD5SUMS`` checks.
 
-prepare writes one into every split folder of data/real (``cls/<split>``, ``det/images/<split>``,
-``det/labels/<split>``). A stage that reads such a folder names its ``MD5SUMS`` as the dependency in
-dvc.yaml instead of the folder — so ``dvc status`` hashes one file instead of thousands — and calls
-:func:`verify` before it reads: every file must be listed, present and unchanged, the guarantee DVC
-gave by hashing the folder, kept by the reader instead.
+The stage that writes a folder other stages read writes its ``MD5SUMS`` last: prepare into every
+split folder of data/real (``cls/<split>``, ``det/images/<split>``, ``det/labels/<split>``), assemble
+into every one of a dataset, txt2img, img2img, real_pool and study at their root. A stage that reads
+such a folder names its ``MD5SUMS`` as the dependency in dvc.yaml instead of the folder — so ``dvc
+status`` hashes one file instead of thousands — and calls :func:`verify` before it reads: every file
+must be listed, present and unchanged, the guarantee DVC gave by hashing the folder, kept by the
+reader instead.
 """
 
 from __future__ import annotations
